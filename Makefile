@@ -1,0 +1,52 @@
+# maskformer-tfx: `make run` runs the local pipeline on the default sample,
+# `make test` runs the whole test suite. Both create/update .venv first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# TF must see this before it is imported (tf.keras = Keras 2 / tf_keras).
+export TF_USE_LEGACY_KERAS := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+VENV := .venv
+VENV_PY := $(VENV)/bin/python
+# Python 3.10 (tfx 1.16 does not support 3.11): PATH first, then pyenv's copies.
+PYTHON310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10 /usr/local/bin/python3.10; do \
+  if $$p -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1; then echo $$p; break; fi; done)
+STAMP := $(VENV)/.installed
+
+RUN_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: help venv run test lock clean
+
+help:
+	@echo "make run    create/update .venv, then run the local pipeline on the default sample"
+	@echo "make test   create/update .venv, then run the whole test suite"
+	@echo "make lock   re-resolve the stack and rewrite requirements.lock"
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found (tfx 1.16 needs it); set PYTHON310=/path/to/python3.10"; exit 1; }
+	@test -x $(VENV_PY) || $(PYTHON310) -m venv $(VENV)
+	$(VENV_PY) -m pip install --quiet --upgrade "pip==26.3"
+	$(VENV_PY) -m pip install --quiet --no-deps -r requirements.lock
+	$(VENV_PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/maskformer-tfx run $(RUN_ARGS)
+
+test: $(STAMP)
+	$(VENV_PY) -m pytest $(PYTEST_ARGS)
+
+# Re-resolves the pinned stack from scratch (minutes) and records every version.
+lock:
+	rm -rf /tmp/maskformer-tfx-lock && $(PYTHON310) -m venv /tmp/maskformer-tfx-lock
+	/tmp/maskformer-tfx-lock/bin/python -m pip install --quiet --upgrade "pip==26.3"
+	/tmp/maskformer-tfx-lock/bin/python -m pip install "tfx[kfp]==1.16.0" tf-models-official==2.16.0 \
+	  kfp==2.5.0 pycocotools dill pytest panopticapi-lite
+	/tmp/maskformer-tfx-lock/bin/python -m pip freeze --exclude-editable > requirements.lock
+
+clean:
+	rm -rf $(VENV) build *.egg-info

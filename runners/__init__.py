@@ -1,0 +1,1 @@
+"""Runners: thin launchers of the pipeline defined in `tfx_pipeline.pipeline`."""

@@ -1,0 +1,1 @@
+"""Pipeline-level and end-to-end tests."""

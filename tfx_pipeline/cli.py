@@ -1,0 +1,205 @@
+"""`maskformer-tfx`: command-line entry point.
+
+Importing the `tfx_pipeline` package selects Keras 2 (TF_USE_LEGACY_KERAS=1)
+before TensorFlow loads; heavy imports happen inside the subcommands so that
+`--help` is instant.
+"""
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import pathlib
+import sys
+from typing import List, Optional, Sequence
+
+DEFAULT_OUTPUTS = pathlib.Path('outputs')
+DEFAULT_PIPELINE_ROOT = DEFAULT_OUTPUTS / 'pipeline'
+DEFAULT_SAMPLE_DIR = DEFAULT_OUTPUTS / 'sample'
+SAMPLE_MARKER = 'SAMPLE_COMPLETE.json'
+
+
+def _positive_int(text: str) -> int:
+  value = int(text)
+  if value < 1:
+    raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
+  return value
+
+
+def _add_make_sample(subparsers) -> None:
+  parser = subparsers.add_parser(
+      'make-sample',
+      help='Write a synthetic COCO panoptic sample and its TFMG TFRecords.',
+      description=(
+          'Writes DIR/coco/{train,val}/images/*.jpg, DIR/coco/{train,val}/'
+          'panoptic/*.png and DIR/coco/annotations/panoptic_{train,val}.json '
+          'in the exact COCO panoptic format (133 real categories), then '
+          'converts them with TF Model Garden\'s create_coco_tf_record into '
+          'DIR/tfrecords/train-*.tfrecord and val-*.tfrecord. Deterministic '
+          'for a seed.'))
+  parser.add_argument('--output', required=True, type=pathlib.Path,
+                      help='Output directory (created).')
+  parser.add_argument('--num-train', type=_positive_int, default=64,
+                      help='Train images (default 64).')
+  parser.add_argument('--num-val', type=_positive_int, default=16,
+                      help='Val images (default 16).')
+  parser.add_argument('--image-size', type=_positive_int, default=128,
+                      help='Square image side in pixels (default 128).')
+  parser.add_argument('--seed', type=int, default=0, help='Random seed (default 0).')
+  parser.set_defaults(handler=_make_sample)
+
+
+def _add_data_flags(parser: argparse.ArgumentParser) -> None:
+  """Flags shared by `run` and `validate`."""
+  parser.add_argument('--data', type=str, default=None,
+                      help='Directory (local or gs://) of TF Model Garden COCO '
+                      'panoptic TFRecords (default: the synthetic sample).')
+  parser.add_argument('--pipeline-root', type=str, default=str(DEFAULT_PIPELINE_ROOT),
+                      help='Artifacts, ML Metadata (metadata.sqlite) and logs '
+                      f'(default {DEFAULT_PIPELINE_ROOT}).')
+  parser.add_argument('--train-pattern', default='train-*',
+                      help="File pattern of the train split under --data (default 'train-*').")
+  parser.add_argument('--eval-pattern', default='val-*',
+                      help="File pattern of the eval split under --data (default 'val-*').")
+  parser.add_argument('--beam-arg', action='append', default=None,
+                      dest='beam_args', metavar='ARG',
+                      help='Beam pipeline argument, repeatable (default: '
+                      'in-process DirectRunner).')
+  parser.add_argument('--enable-cache', action='store_true',
+                      help='Reuse outputs of identical earlier executions.')
+
+
+def _add_validate(subparsers) -> None:
+  parser = subparsers.add_parser(
+      'validate',
+      help='Run only the data half: ExampleGen to ExampleValidator.',
+      description=(
+          'Runs ImportExampleGen -> StatisticsGen -> ImportSchemaGen -> '
+          'ExampleValidator -> DataValidationGate with LocalDagRunner and '
+          'fails, naming each anomaly and feature, when the data is bad.'))
+  _add_data_flags(parser)
+  parser.set_defaults(handler=_run, data_validation_only=True)
+
+
+def _add_run(subparsers) -> None:
+  parser = subparsers.add_parser(
+      'run',
+      help='Run the pipeline locally (LocalDagRunner, SQLite ML Metadata).',
+      description=(
+          'Runs ExampleGen -> StatisticsGen -> ImportSchemaGen -> '
+          'ExampleValidator -> DataValidationGate and the components after '
+          'it with LocalDagRunner. Prints each component as it starts and '
+          'finishes with its output locations; TF/absl/Beam logs go to '
+          'PIPELINE_ROOT/logs/. Without --data, a synthetic sample is '
+          'generated once under outputs/sample and reused.'))
+  _add_data_flags(parser)
+  parser.add_argument('--experiment', default=None,
+                      help='TF Model Garden experiment the Trainer runs '
+                      '(default maskformer_tiny).')
+  parser.add_argument('--params-override', default='',
+                      help='YAML/JSON overriding the experiment params (Trainer).')
+  parser.add_argument('--train-steps', type=_positive_int, default=None,
+                      help='Trainer steps (default: the experiment\'s).')
+  parser.add_argument('--output-size', type=_positive_int, default=None,
+                      help='Transform output size S (default: the experiment\'s).')
+  parser.add_argument('--num-segment-slots', type=_positive_int, default=None,
+                      help='Transform segment slots N (default: the experiment\'s).')
+  parser.add_argument('--push-dir', default=None,
+                      help='Where the Pusher copies blessed models (default '
+                      'PIPELINE_ROOT/pushed_models).')
+  parser.set_defaults(handler=_run, data_validation_only=False)
+
+
+def build_parser() -> argparse.ArgumentParser:
+  """The `maskformer-tfx` argument parser."""
+  parser = argparse.ArgumentParser(
+      prog='maskformer-tfx',
+      description='Train, validate and ship MaskFormer panoptic segmentation '
+      'models with TFX and TF Model Garden.')
+  subparsers = parser.add_subparsers(dest='command', required=True)
+  _add_run(subparsers)
+  _add_validate(subparsers)
+  _add_make_sample(subparsers)
+  return parser
+
+
+def _make_sample(args: argparse.Namespace) -> int:
+  from tfx_pipeline import sample_data  # pylint: disable=g-import-not-at-top
+  record_dir = sample_data.make_sample_tfrecords(
+      args.output, args.num_train, args.num_val, args.image_size, args.seed)
+  print(f'COCO panoptic sample: {args.output / "coco"}')
+  print(f'TFMG TFRecords:       {record_dir}')
+  return 0
+
+
+def default_sample(sample_dir: pathlib.Path = DEFAULT_SAMPLE_DIR) -> pathlib.Path:
+  """The default sample's TFRecord directory, generated on first use."""
+  from tfx_pipeline import sample_data  # pylint: disable=g-import-not-at-top
+  settings = {'num_train': 64, 'num_val': 16, 'image_size': 128, 'seed': 0}
+  marker = sample_dir / SAMPLE_MARKER
+  if marker.exists() and json.loads(marker.read_text()) == settings:
+    return sample_dir / 'tfrecords'
+  print(f'Generating the synthetic COCO panoptic sample in {sample_dir} ...')
+  record_dir = sample_data.make_sample_tfrecords(sample_dir, **settings)
+  marker.write_text(json.dumps(settings))
+  return record_dir
+
+
+def _one_paragraph(error: BaseException) -> str:
+  text = ' '.join(str(error).split())
+  return text if len(text) <= 1500 else text[:1500] + ' ...'
+
+
+def _run(args: argparse.Namespace) -> int:
+  from tfx_pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline import run_output  # pylint: disable=g-import-not-at-top
+
+  data_root = args.data or str(default_sample().resolve())
+  pipeline_root = os.path.abspath(args.pipeline_root)
+  overrides = {
+      key: getattr(args, key, None) for key in (
+          'experiment', 'params_override', 'train_steps', 'output_size',
+          'num_segment_slots', 'push_dir')
+  }
+  config = config_lib.PipelineConfig(
+      pipeline_root=pipeline_root,
+      data_root=data_root,
+      train_pattern=args.train_pattern,
+      eval_pattern=args.eval_pattern,
+      enable_cache=args.enable_cache,
+      data_validation_only=args.data_validation_only,
+      **{key: value for key, value in overrides.items() if value is not None})
+  if args.beam_args:
+    config.beam_pipeline_args = list(args.beam_args)
+
+  stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
+  log_path = os.path.join(pipeline_root, 'logs', f'run-{stamp}.log')
+  print(f'Pipeline root: {pipeline_root}')
+  print(f'Data:          {data_root}')
+  print(f'Log:           {log_path}')
+  try:
+    with run_output.logs_to_file(log_path):
+      from runners import local_runner  # pylint: disable=g-import-not-at-top
+      try:
+        local_runner.run(config)
+      except Exception:
+        logging.exception('The pipeline run failed.')
+        raise
+  except Exception as error:  # pylint: disable=broad-except
+    print(f'\nThe pipeline run failed: {_one_paragraph(error)}\n'
+          f'Full log: {log_path}', file=sys.stderr)
+    return 1
+  print(f'\nThe pipeline run succeeded. ML Metadata: '
+        f'{local_runner.metadata_path(config)}')
+  return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  """Entry point of the `maskformer-tfx` console script."""
+  args = build_parser().parse_args(argv)
+  return args.handler(args)
+
+
+if __name__ == '__main__':
+  sys.exit(main())

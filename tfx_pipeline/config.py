@@ -1,0 +1,66 @@
+"""Settings of one pipeline instance (what the CLI flags and runners fill in)."""
+
+import dataclasses
+from typing import List, Optional
+
+DEFAULT_PIPELINE_NAME = 'maskformer-tfx'
+DEFAULT_EXPERIMENT = 'maskformer_tiny'
+
+# Local Beam: in-process DirectRunner (Dataflow args come from the Vertex runner).
+DEFAULT_LOCAL_BEAM_ARGS = (
+    '--direct_running_mode=in_memory',
+    '--direct_num_workers=1',
+)
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+  """Everything `tfx_pipeline.pipeline.create_pipeline` needs.
+
+  Attributes:
+    pipeline_root: where artifacts, ML Metadata and logs of local runs live.
+    data_root: directory (local or gs://) of TFMG COCO panoptic TFRecords.
+    pipeline_name: the TFX pipeline name (ML Metadata context).
+    train_pattern: glob under data_root for the train split.
+    eval_pattern: glob under data_root for the eval split.
+    experiment: name of the TFMG experiment the Trainer runs.
+    params_override: YAML/JSON string overriding the experiment's params.
+    train_steps: Trainer steps (None: the experiment's own).
+    eval_steps: Trainer evaluation steps (None: the whole eval split).
+    output_size: Transform's square output size S.
+    num_segment_slots: Transform's segment slots N.
+    materialize: whether Transform writes transformed examples.
+    push_dir: where the Pusher copies blessed models.
+    beam_pipeline_args: arguments for every Beam-based component.
+    enable_cache: reuse outputs of identical earlier executions.
+    metadata_path: SQLite ML Metadata file (local runs).
+    data_validation_only: build only the data half (ExampleGen →
+      StatisticsGen → schema → ExampleValidator → gate).
+  """
+  pipeline_root: str
+  data_root: str
+  pipeline_name: str = DEFAULT_PIPELINE_NAME
+  train_pattern: str = 'train-*'
+  eval_pattern: str = 'val-*'
+  experiment: str = DEFAULT_EXPERIMENT
+  params_override: str = ''
+  train_steps: Optional[int] = None
+  eval_steps: Optional[int] = None
+  output_size: int = 640
+  num_segment_slots: int = 100
+  materialize: bool = True
+  push_dir: Optional[str] = None
+  beam_pipeline_args: List[str] = dataclasses.field(
+      default_factory=lambda: list(DEFAULT_LOCAL_BEAM_ARGS))
+  enable_cache: bool = False
+  metadata_path: Optional[str] = None
+  data_validation_only: bool = False
+
+  def __post_init__(self):
+    if self.train_steps is not None and self.train_steps < 1:
+      raise ValueError(f'train_steps must be at least 1, got {self.train_steps}.')
+    if self.output_size < 32:
+      raise ValueError(f'output_size must be at least 32, got {self.output_size}.')
+    if self.num_segment_slots < 1:
+      raise ValueError('num_segment_slots must be at least 1, got '
+                       f'{self.num_segment_slots}.')

@@ -1,0 +1,343 @@
+"""Tests for the MaskFormer matching and losses.
+
+References: the PyTorch goldens in `<repo>/../shared/goldens` and an
+independent float64 numpy + scipy re-implementation of the reference
+`HungarianMatcher` + `SetCriterion` (below).
+"""
+
+import json
+import os
+from pathlib import Path
+import subprocess
+import sys
+from typing import Any, Optional
+
+import numpy as np
+import pytest
+from scipy import optimize
+from scipy import special
+import tensorflow as tf
+
+from trainer_module.losses import maskformer_losses as losses_fn
+from trainer_module.losses.maskformer_losses import match_queries_to_targets
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+_GOLDENS_DIR = _REPO_ROOT / ".." / "shared" / "goldens"
+_GOLDEN_CASES = ("basic", "full_queries", "empty_image")
+_LOSS_KEYS = ("loss_ce", "loss_mask", "loss_dice")
+
+
+def _load_golden(case: str) -> dict[str, Any]:
+  """Loads a criterion golden, converted to our NHWC / gt_valid layout."""
+  path = _GOLDENS_DIR / f"criterion_{case}.npz"
+  if not path.exists():
+    pytest.skip(f"../shared not found: {path} is missing")
+  data = np.load(path)
+  labels = data["tgt_labels"]
+  return {
+      "inputs": {
+          "class_logits": data["pred_logits"],
+          "mask_logits": np.transpose(data["pred_masks_nchw"], [0, 2, 3, 1]),
+          "gt_classes": np.maximum(labels, 0),
+          "gt_masks": np.transpose(data["tgt_masks_nchw"], [0, 2, 3, 1]),
+          "gt_valid": labels >= 0,
+      },
+      "weights": {
+          "no_object_weight": float(data["no_object_weight"]),
+          "class_weight": float(data["class_weight"]),
+          "mask_weight": float(data["mask_weight"]),
+          "dice_weight": float(data["dice_weight"]),
+      },
+      "losses": {key: float(data[key]) for key in _LOSS_KEYS},
+      "matched_query_for_target": data["matched_query_for_target"],
+  }
+
+
+def _reference_criterion(class_logits: np.ndarray,
+                         mask_logits: np.ndarray,
+                         gt_classes: np.ndarray,
+                         gt_masks: np.ndarray,
+                         gt_valid: np.ndarray,
+                         no_object_weight: float,
+                         class_weight: float = 1.0,
+                         mask_weight: float = 20.0,
+                         dice_weight: float = 1.0,
+                         num_masks: Optional[float] = None
+                        ) -> tuple[dict[str, float], np.ndarray]:
+  """float64 numpy/scipy re-implementation of the reference criterion."""
+  batch, num_queries, num_logits = class_logits.shape
+  no_object = num_logits - 1
+  log_probs = special.log_softmax(class_logits.astype(np.float64), axis=-1)
+  matched = np.full(gt_classes.shape, -1)
+  ce_sum = ce_weight_sum = focal_sum = dice_sum = 0.0
+  for b in range(batch):
+    valid = np.flatnonzero(gt_valid[b])
+    logits = mask_logits[b].reshape(-1, num_queries).T.astype(np.float64)
+    targets = gt_masks[b].reshape(logits.shape[1], -1).T[valid].astype(
+        np.float64)
+    probs = special.expit(logits)
+    pos = 0.25 * (1 - probs)**2 * np.logaddexp(0, -logits)
+    neg = 0.75 * probs**2 * np.logaddexp(0, logits)
+    focal_cost = (pos @ targets.T + neg @ (1 - targets).T) / logits.shape[1]
+    dice_cost = 1 - (2 * probs @ targets.T + 1) / (
+        probs.sum(1)[:, None] + targets.sum(1)[None, :] + 1)
+    class_cost = -np.exp(log_probs[b][:, gt_classes[b, valid]])
+    cost = (class_weight * class_cost + mask_weight * focal_cost +
+            dice_weight * dice_cost)
+    rows, cols = optimize.linear_sum_assignment(cost)
+    matched[b, valid[cols]] = rows
+    query_class = np.full(num_queries, no_object)
+    query_class[rows] = gt_classes[b, valid[cols]]
+    weight = np.where(query_class == no_object, no_object_weight, 1.0)
+    ce = -log_probs[b, np.arange(num_queries), query_class]
+    ce_sum += (weight * ce).sum()
+    ce_weight_sum += weight.sum()
+    for query, target in zip(rows, cols):
+      x, t, s = logits[query], targets[target], probs[query]
+      bce = np.logaddexp(0, x) - x * t
+      prob_true = s * t + (1 - s) * (1 - t)
+      alpha = 0.25 * t + 0.75 * (1 - t)
+      focal_sum += (alpha * (1 - prob_true)**2 * bce).mean()
+      dice_sum += 1 - (2 * (s * t).sum() + 1) / (s.sum() + t.sum() + 1)
+  if num_masks is None:
+    num_masks = max(float(gt_valid.sum()), 1.0)
+  return {
+      "loss_ce": ce_sum / ce_weight_sum,
+      "loss_mask": focal_sum / num_masks,
+      "loss_dice": dice_sum / num_masks,
+  }, matched
+
+
+def _random_inputs(seed: int, batch: int, num_queries: int, num_classes: int,
+                   height: int, width: int,
+                   gt_valid: list[list[bool]]) -> dict[str, np.ndarray]:
+  """Random criterion inputs; padding slots hold random junk."""
+  rng = np.random.default_rng(seed)
+  num_slots = len(gt_valid[0])
+  return {
+      "class_logits": rng.normal(0, 2, (batch, num_queries, num_classes + 1)
+                                ).astype(np.float32),
+      "mask_logits": rng.normal(0, 3, (batch, height, width, num_queries)
+                               ).astype(np.float32),
+      "gt_classes": rng.integers(0, num_classes, (batch, num_slots)
+                                ).astype(np.int32),
+      "gt_masks": (rng.uniform(size=(batch, height, width, num_slots)) <
+                   0.4).astype(np.uint8),
+      "gt_valid": np.array(gt_valid, bool),
+  }
+
+
+def _run(inputs: dict[str, np.ndarray], jit: bool = False,
+         **kwargs: Any) -> dict[str, np.ndarray]:
+  """Runs maskformer_losses and the matcher, returns numpy values."""
+
+  def compute(tensors):
+    losses = losses_fn(**tensors, **kwargs)
+    matching_kwargs = {
+        key: value for key, value in kwargs.items()
+        if key != "no_object_weight"
+    }
+    matching_inputs = {
+        key: value for key, value in tensors.items() if key != "pixel_valid"
+    }
+    losses["matched"] = match_queries_to_targets(
+        **matching_inputs, pixel_valid=tensors.get("pixel_valid"),
+        **matching_kwargs)
+    return losses
+
+  if jit:
+    compute = tf.function(compute, jit_compile=True)
+  tensors = {key: tf.constant(value) for key, value in inputs.items()}
+  return {key: value.numpy() for key, value in compute(tensors).items()}
+
+
+@pytest.mark.parametrize("case", _GOLDEN_CASES)
+def test_numpy_reference_reproduces_goldens(case: str) -> None:
+  golden = _load_golden(case)
+  losses, matched = _reference_criterion(**golden["inputs"],
+                                         **golden["weights"])
+  for key in _LOSS_KEYS:
+    np.testing.assert_allclose(losses[key], golden["losses"][key], rtol=1e-6)
+  np.testing.assert_array_equal(matched, golden["matched_query_for_target"])
+
+
+@pytest.mark.parametrize("case", _GOLDEN_CASES)
+@pytest.mark.parametrize("jit", [False, True])
+def test_reproduces_goldens(case: str, jit: bool) -> None:
+  golden = _load_golden(case)
+  result = _run(golden["inputs"], jit=jit, **golden["weights"])
+  for key in _LOSS_KEYS:
+    assert result[key].dtype == np.float32
+    assert result[key].shape == ()
+    np.testing.assert_allclose(result[key], golden["losses"][key], rtol=1e-4)
+  np.testing.assert_array_equal(result["matched"],
+                                golden["matched_query_for_target"])
+
+
+def test_padding_slot_contents_are_ignored() -> None:
+  golden = _load_golden("basic")
+  inputs = dict(golden["inputs"])
+  rng = np.random.default_rng(0)
+  padding = ~inputs["gt_valid"]
+  inputs["gt_classes"] = np.where(
+      padding, rng.integers(0, 133, padding.shape), inputs["gt_classes"])
+  junk_masks = rng.integers(0, 2, inputs["gt_masks"].shape)
+  inputs["gt_masks"] = np.where(padding[:, None, None, :], junk_masks,
+                                inputs["gt_masks"]).astype(np.uint8)
+  result = _run(inputs, jit=True, **golden["weights"])
+  for key in _LOSS_KEYS:
+    np.testing.assert_allclose(result[key], golden["losses"][key], rtol=1e-4)
+  np.testing.assert_array_equal(result["matched"],
+                                golden["matched_query_for_target"])
+
+
+def test_padded_pixels_do_not_change_losses() -> None:
+  golden = _load_golden("basic")
+  unpadded = golden["inputs"]
+  batch, height, width, _ = unpadded["mask_logits"].shape
+  pad = [[0, 0], [0, 5], [0, 3], [0, 0]]
+  rng = np.random.default_rng(1)
+  padded = dict(unpadded)
+  padded["mask_logits"] = np.pad(unpadded["mask_logits"], pad)
+  padded["mask_logits"][:, height:] = rng.normal(
+      0, 5, padded["mask_logits"][:, height:].shape)
+  padded["mask_logits"][:, :, width:] = rng.normal(
+      0, 5, padded["mask_logits"][:, :, width:].shape)
+  # Targets in the padded area are ignored too, even when set.
+  padded["gt_masks"] = np.pad(unpadded["gt_masks"], pad, constant_values=1)
+  padded["pixel_valid"] = np.pad(
+      np.ones((batch, height, width), np.float32), pad[:3])
+  expected = _run(unpadded, **golden["weights"])
+  for jit in (False, True):
+    result = _run(padded, jit=jit, **golden["weights"])
+    for key in _LOSS_KEYS:
+      np.testing.assert_allclose(result[key], expected[key], rtol=1e-5)
+    np.testing.assert_array_equal(result["matched"], expected["matched"])
+
+
+@pytest.mark.parametrize(
+    "num_queries,gt_valid",
+    [
+        (6, [[True, False, True, True], [False, True, False, True]]),
+        # More targets than queries: only 3 of image 0's 5 targets matched.
+        (3, [[True] * 5, [True, False, True, False, False]]),
+    ])
+def test_matches_numpy_reference(num_queries: int,
+                                 gt_valid: list[list[bool]]) -> None:
+  inputs = _random_inputs(
+      seed=num_queries, batch=2, num_queries=num_queries, num_classes=4,
+      height=6, width=5, gt_valid=gt_valid)
+  weights = {"no_object_weight": 0.3, "class_weight": 2.0,
+             "mask_weight": 5.0, "dice_weight": 1.5}
+  expected, expected_matched = _reference_criterion(**inputs, **weights)
+  result = _run(inputs, jit=True, **weights)
+  for key in _LOSS_KEYS:
+    np.testing.assert_allclose(result[key], expected[key], rtol=1e-5)
+  np.testing.assert_array_equal(result["matched"], expected_matched)
+
+
+def test_image_without_targets() -> None:
+  inputs = _random_inputs(
+      seed=3, batch=1, num_queries=5, num_classes=3, height=4, width=4,
+      gt_valid=[[False, False]])
+  result = _run(inputs, jit=True, no_object_weight=0.1)
+  assert result["loss_mask"] == 0.0
+  assert result["loss_dice"] == 0.0
+  no_object_ce = -special.log_softmax(
+      inputs["class_logits"][0].astype(np.float64), axis=-1)[:, -1]
+  np.testing.assert_allclose(result["loss_ce"], no_object_ce.mean(),
+                             rtol=1e-5)
+  np.testing.assert_array_equal(result["matched"], [[-1, -1]])
+
+
+def test_gradients_flow_and_are_finite() -> None:
+  golden = _load_golden("basic")
+  tensors = {
+      key: tf.constant(value) for key, value in golden["inputs"].items()
+  }
+
+  @tf.function(jit_compile=True)
+  def total_loss_and_gradients(class_logits, mask_logits):
+    with tf.GradientTape() as tape:
+      tape.watch([class_logits, mask_logits])
+      losses = losses_fn(
+          class_logits, mask_logits, tensors["gt_classes"],
+          tensors["gt_masks"], tensors["gt_valid"], no_object_weight=0.1)
+      total = (losses["loss_ce"] + 20.0 * losses["loss_mask"] +
+               losses["loss_dice"])
+    return tape.gradient(total, [class_logits, mask_logits])
+
+  class_grad, mask_grad = total_loss_and_gradients(tensors["class_logits"],
+                                                   tensors["mask_logits"])
+  for grad in (class_grad.numpy(), mask_grad.numpy()):
+    assert np.all(np.isfinite(grad))
+    assert np.abs(grad).sum() > 0
+  # Only matched queries receive mask gradients.
+  matched = golden["matched_query_for_target"]
+  mask_grad_per_query = np.abs(mask_grad.numpy()).sum(axis=(1, 2))
+  for b in range(matched.shape[0]):
+    has_grad = mask_grad_per_query[b] > 0
+    np.testing.assert_array_equal(
+        np.flatnonzero(has_grad), np.sort(matched[b][matched[b] >= 0]))
+
+
+def test_bfloat16_inputs_give_float32_outputs() -> None:
+  golden = _load_golden("basic")
+  inputs = {
+      key: tf.constant(value) for key, value in golden["inputs"].items()
+  }
+  for key in ("class_logits", "mask_logits"):
+    inputs[key] = tf.cast(inputs[key], tf.bfloat16)
+  losses = tf.function(losses_fn, jit_compile=True)(
+      **inputs, **golden["weights"])
+  for key in _LOSS_KEYS:
+    assert losses[key].dtype == tf.float32
+    np.testing.assert_allclose(losses[key].numpy(), golden["losses"][key],
+                               rtol=2e-2)
+
+
+_DISTRIBUTED_SCRIPT = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from trainer_module.losses import maskformer_losses
+inputs = dict(np.load(sys.argv[1]))
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+per_replica = strategy.experimental_distribute_values_from_function(
+    lambda context: {key: tf.constant(value[context.replica_id_in_sync_group:]
+                                      [:1]) for key, value in inputs.items()})
+losses = strategy.run(
+    tf.function(lambda x: maskformer_losses(**x, no_object_weight=0.1)),
+    args=(per_replica,))
+print(json.dumps({key: [float(v) for v in strategy.experimental_local_results(
+    value)] for key, value in losses.items()}))
+"""
+
+
+def test_num_masks_is_averaged_over_replicas(tmp_path: Path) -> None:
+  inputs = _random_inputs(
+      seed=4, batch=2, num_queries=5, num_classes=3, height=4, width=4,
+      gt_valid=[[True, True, True], [False, True, False]])
+  inputs_path = tmp_path / "inputs.npz"
+  np.savez(inputs_path, **inputs)
+  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2",
+             PYTHONPATH=os.pathsep.join(
+                 [str(_REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
+  completed = subprocess.run(
+      [sys.executable, "-c", _DISTRIBUTED_SCRIPT, str(inputs_path)],
+      env=env, capture_output=True, text=True, timeout=300, check=False)
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  per_replica = json.loads(completed.stdout.strip().splitlines()[-1])
+  # 4 targets over 2 replicas: each replica divides by 4 / 2 = 2.
+  for replica in range(2):
+    replica_inputs = {
+        key: value[replica:replica + 1] for key, value in inputs.items()
+    }
+    expected, _ = _reference_criterion(
+        **replica_inputs, no_object_weight=0.1, num_masks=2.0)
+    for key in _LOSS_KEYS:
+      np.testing.assert_allclose(per_replica[key][replica], expected[key],
+                                 rtol=1e-5)
