@@ -27,7 +27,7 @@ help:
 $(STAMP): requirements.lock pyproject.toml
 	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found (tfx 1.16 needs it); set PYTHON310=/path/to/python3.10"; exit 1; }
 	@test -x $(VENV_PY) || $(PYTHON310) -m venv $(VENV)
-	$(VENV_PY) -m pip install --quiet --upgrade "pip==26.3"
+	$(VENV_PY) -m pip install --quiet --upgrade "pip==26.3" "setuptools==84.2.1" "wheel==0.48.0"
 	$(VENV_PY) -m pip install --quiet --no-deps -r requirements.lock
 	$(VENV_PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
@@ -43,7 +43,7 @@ test: $(STAMP)
 # Re-resolves the pinned stack from scratch (minutes) and records every version.
 lock:
 	rm -rf /tmp/maskformer-tfx-lock && $(PYTHON310) -m venv /tmp/maskformer-tfx-lock
-	/tmp/maskformer-tfx-lock/bin/python -m pip install --quiet --upgrade "pip==26.3"
+	/tmp/maskformer-tfx-lock/bin/python -m pip install --quiet --upgrade "pip==26.3" "setuptools==84.2.1" "wheel==0.48.0"
 	/tmp/maskformer-tfx-lock/bin/python -m pip install "tfx[kfp]==1.16.0" tf-models-official==2.16.0 \
 	  kfp==2.5.0 pycocotools dill pytest panopticapi-lite
 	/tmp/maskformer-tfx-lock/bin/python -m pip freeze --exclude-editable > requirements.lock

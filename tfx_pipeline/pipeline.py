@@ -34,7 +34,19 @@ def create_components(config: PipelineConfig) -> List[BaseNode]:
                      example_validator, data_gate]
   if config.data_validation_only:
     return data_components
-  return data_components
+
+  transform = tfx.components.Transform(
+      examples=example_gen.outputs['examples'],
+      schema=schema_gen.outputs['schema'],
+      preprocessing_fn='transform_module.preprocessing_fn',
+      custom_config={'output_size': config.output_size,
+                     'num_segment_slots': config.num_segment_slots},
+      materialize=config.materialize,
+      # Statistics over 640×640 float images would cost more than the
+      # transform itself; the raw data is already validated.
+      disable_statistics=True)
+  transform.add_upstream_node(data_gate)
+  return data_components + [transform]
 
 
 def create_pipeline(config: PipelineConfig,

@@ -1,0 +1,40 @@
+"""`tf.keras` is Keras 2 (tf_keras) wherever our code runs."""
+
+import os
+import subprocess
+import sys
+
+from tests.pipeline_helpers import REPO_ROOT
+
+
+def _python(code_or_args, env_without_keras_flag=True, **kwargs):
+  env = dict(os.environ)
+  if env_without_keras_flag:
+    env.pop('TF_USE_LEGACY_KERAS', None)
+  return subprocess.run([sys.executable, *code_or_args], capture_output=True,
+                        text=True, cwd=REPO_ROOT, env=env, check=False, **kwargs)
+
+
+def test_tf_keras_is_keras2_in_this_test_process():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  assert tf.keras.__name__.startswith('tf_keras')
+  assert tf.keras.layers.Dense is tf_keras.layers.Dense
+
+
+def test_tf_keras_is_keras2_inside_a_pipeline_component(tmp_path):
+  output_file = tmp_path / 'keras.txt'
+  result = _python(['-m', 'tests.keras_probe', str(tmp_path / 'root'),
+                    str(output_file)], timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  module, is_tf_keras = output_file.read_text().split()
+  assert module.startswith('tf_keras'), module
+  assert is_tf_keras == 'True'
+
+
+def test_importing_our_packages_after_keras3_is_bound_fails_clearly():
+  result = _python(['-c', 'import tensorflow as tf; tf.keras.layers; '
+                    'import tfx_pipeline'], timeout=300)
+  assert result.returncode != 0
+  assert 'KerasVersionError' in result.stderr
+  assert 'TF_USE_LEGACY_KERAS=1' in result.stderr

@@ -1,0 +1,110 @@
+"""Acceptance test on two real COCO images converted by TFMG's converter.
+
+The Transform runs on Beam at S=640, N=100; every segment of the COCO panoptic
+JSON must come out as exactly one slot with the right class whose mask matches
+the segment decoded from the COCO PNG (segment id = R + 256·G + 256²·B).
+"""
+
+import json
+import math
+import pathlib
+
+import numpy as np
+from PIL import Image
+import pytest
+
+from tfx_pipeline import coco_conversion
+from transform_module import beam_runner
+from transform_module import preprocessing
+
+_S = 640
+_N = 100
+_CONFIG = {'output_size': _S, 'num_segment_slots': _N}
+
+
+def _segment_ids(png_path: pathlib.Path) -> np.ndarray:
+  rgb = np.asarray(Image.open(png_path).convert('RGB')).astype(np.int64)
+  return rgb[:, :, 0] + 256 * rgb[:, :, 1] + 256**2 * rgb[:, :, 2]
+
+
+def _resize_nearest_and_pad(mask: np.ndarray) -> np.ndarray:
+  height, width = mask.shape
+  longer = max(height, width)
+  new_size = [max(1, math.floor(side * _S / longer + 0.5))
+              for side in (height, width)]
+  rows = [math.floor((y + 0.5) * height / new_size[0])
+          for y in range(new_size[0])]
+  cols = [math.floor((x + 0.5) * width / new_size[1])
+          for x in range(new_size[1])]
+  padded = np.zeros([_S, _S], mask.dtype)
+  padded[:new_size[0], :new_size[1]] = mask[np.ix_(rows, cols)]
+  return padded
+
+
+def _convert_skipping_crowd(coco_sample_dir: pathlib.Path,
+                            output_dir: pathlib.Path) -> pathlib.Path:
+  """Converts the sample with TFMG's --panoptic_skip_crowd (crowd -> void)."""
+  coco_conversion.convert_coco_panoptic(
+      image_dir=coco_sample_dir / 'input_images',
+      annotations_file=coco_sample_dir / 'panoptic_examples.json',
+      panoptic_masks_dir=coco_sample_dir / 'panoptic_examples',
+      output_prefix=output_dir / 'val', skip_crowd=True)
+  return output_dir
+
+
+@pytest.mark.parametrize('skip_crowd', [False, True],
+                         ids=['crowd_kept', 'panoptic_skip_crowd'])
+def test_real_coco_segments_become_slots(coco_sample_dir, real_coco_records,
+                                         tmp_path, skip_crowd):
+  records_dir = (_convert_skipping_crowd(coco_sample_dir, tmp_path / 'records')
+                 if skip_crowd else real_coco_records)
+  output_dir = str(tmp_path / 'transformed')
+  beam_runner.run_transform(str(records_dir / 'val-*.tfrecord'), output_dir,
+                            _CONFIG)
+  outputs = beam_runner.read_transformed_examples(output_dir)
+
+  panoptic = json.loads(
+      (coco_sample_dir / 'panoptic_examples.json').read_text())
+  categories = {c['id']: (index, c['isthing']) for index, c in
+                enumerate(preprocessing.load_panoptic_categories())}
+  images = {image['id']: image for image in panoptic['images']}
+  assert sorted(outputs) == sorted(str(i) for i in images)
+  for annotation in panoptic['annotations']:
+    image = images[annotation['image_id']]
+    actual = outputs[str(annotation['image_id'])]
+    np.testing.assert_array_equal(actual['original_size'],
+                                  [image['height'], image['width']])
+    decoded = np.asarray(Image.open(
+        coco_sample_dir / 'input_images' / image['file_name']).convert('RGB'))
+    np.testing.assert_allclose(
+        actual['image'][:image['height'], :image['width']], decoded, atol=1)
+
+    segment_ids = _segment_ids(coco_sample_dir / 'panoptic_examples' /
+                               annotation['file_name'])
+    segments = [s for s in annotation['segments_info']
+                if not (skip_crowd and s['iscrowd'])]
+    expected_category = np.zeros_like(segment_ids)
+    matched_slots = []
+    for segment in segments:
+      mask = _resize_nearest_and_pad(segment_ids == segment['id'])
+      assert mask.any(), f'segment {segment["id"]} vanished'
+      expected_category[segment_ids == segment['id']] = segment['category_id']
+      slots, counts = np.unique(actual['segment_map'][mask],
+                                return_counts=True)
+      slot = int(slots[np.argmax(counts)])
+      assert slot >= 0, f'segment {segment["id"]} has no slot'
+      slot_mask = actual['segment_map'] == slot
+      iou = (mask & slot_mask).sum() / (mask | slot_mask).sum()
+      assert iou >= 0.99, (segment, iou)
+      contiguous, is_thing = categories[segment['category_id']]
+      assert actual['segment_classes'][slot] == contiguous
+      assert actual['segment_is_thing'][slot] == is_thing
+      matched_slots.append(slot)
+    assert sorted(matched_slots) == list(range(len(segments)))
+    assert actual['num_segments'] == len(segments)
+    assert actual['num_dropped_segments'] == 0
+    assert np.all(actual['segment_classes'][len(segments):] == -1)
+    np.testing.assert_array_equal(actual['category_mask'],
+                                  _resize_nearest_and_pad(expected_category))
+    assert np.all((actual['segment_map'] == -1)
+                  == (actual['category_mask'] == 0))
