@@ -1,7 +1,7 @@
 """Settings of one pipeline instance (what the CLI flags and runners fill in)."""
 
 import dataclasses
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 DEFAULT_PIPELINE_NAME = 'maskformer-tfx'
 DEFAULT_EXPERIMENT = 'maskformer_tiny'
@@ -36,6 +36,11 @@ class PipelineConfig:
     metadata_path: SQLite ML Metadata file (local runs).
     data_validation_only: build only the data half (ExampleGen →
       StatisticsGen → schema → ExampleValidator → gate).
+    schema_file: the curated raw schema (default: the installed package's;
+      container images pass their own path).
+    vertex_training: Vertex AI Training settings for the Trainer (the
+      `tfx.extensions.google_cloud_ai_platform` custom_config keys); None
+      trains where the pipeline runs.
   """
   pipeline_root: str
   data_root: str
@@ -55,6 +60,8 @@ class PipelineConfig:
   enable_cache: bool = False
   metadata_path: Optional[str] = None
   data_validation_only: bool = False
+  schema_file: Optional[str] = None
+  vertex_training: Optional[Dict[str, Any]] = None
 
   def __post_init__(self):
     if self.train_steps is not None and self.train_steps < 1:

@@ -20,7 +20,7 @@ def create_components(config: PipelineConfig) -> List[BaseNode]:
           example_gen_pb2.Input.Split(name='eval', pattern=config.eval_pattern),
       ]))
   schema_gen = tfx.components.ImportSchemaGen(
-      schema_file=schema_path(RAW_SCHEMA_FILE))
+      schema_file=config.schema_file or schema_path(RAW_SCHEMA_FILE))
   statistics_gen = tfx.components.StatisticsGen(
       examples=example_gen.outputs['examples'],
       schema=schema_gen.outputs['schema'])

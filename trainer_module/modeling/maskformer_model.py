@@ -1,0 +1,75 @@
+"""MaskFormer model (Cheng et al. 2021) as a Keras model."""
+
+from typing import Any, Dict, Mapping, Optional
+
+import tensorflow as tf
+import tf_keras
+
+from trainer_module.modeling import heads as heads_lib
+from trainer_module.modeling import pixel_decoder as pixel_decoder_lib
+from trainer_module.modeling import transformer_decoder as decoder_lib
+
+
+class MaskFormer(tf_keras.Model):
+  """Backbone → pixel decoder → transformer decoder → class/mask heads.
+
+  Outputs (NHWC, float32):
+    class_logits: [B, Q, K + 1] of the last decoder layer.
+    mask_logits: [B, H/4, W/4, Q] of the last decoder layer.
+    aux_class_logits: [L - 1, B, Q, K + 1] of the other decoder layers
+      (with deep supervision only).
+    aux_mask_logits: [L - 1, B, H/4, W/4, Q] (with deep supervision only).
+  """
+
+  def __init__(self,
+               backbone: tf_keras.Model,
+               pixel_decoder: pixel_decoder_lib.TransformerEncoderPixelDecoder,
+               transformer_decoder: decoder_lib.TransformerDecoder,
+               heads: heads_lib.MaskFormerHeads,
+               deep_supervision: bool = True,
+               **kwargs):
+    super().__init__(**kwargs)
+    self.backbone = backbone
+    self.pixel_decoder = pixel_decoder
+    self.transformer_decoder = transformer_decoder
+    self.heads = heads
+    self._deep_supervision = deep_supervision
+
+  # The model (TFMG backbone included) has no tensor-dependent Python control
+  # flow, so AutoGraph conversion is skipped: it only slows down tracing (about
+  # a minute of CPU per trace on a small machine).
+  @tf.autograph.experimental.do_not_convert
+  def call(self, images: tf.Tensor,
+           training: Optional[bool] = None) -> Dict[str, tf.Tensor]:
+    """Predicts class and mask logits for normalised [B, H, W, 3] images."""
+    features = self.backbone(images, training=training)
+    mask_features, memory, memory_position = self.pixel_decoder(
+        features, training=training)
+    queries = self.transformer_decoder(memory, memory_position,
+                                       training=training)
+    if not self._deep_supervision:
+      queries = queries[-1:]
+    class_logits, mask_logits = self.heads(queries, mask_features)
+    outputs = {
+        'class_logits': class_logits[-1],
+        'mask_logits': mask_logits[-1],
+    }
+    if self._deep_supervision:
+      outputs['aux_class_logits'] = class_logits[:-1]
+      outputs['aux_mask_logits'] = mask_logits[:-1]
+    return outputs
+
+  @property
+  def checkpoint_items(self) -> Mapping[str, tf.Module]:
+    """Sub-modules that can be restored separately (e.g. 'backbone')."""
+    return dict(backbone=self.backbone, pixel_decoder=self.pixel_decoder,
+                transformer_decoder=self.transformer_decoder, heads=self.heads)
+
+  def get_config(self) -> Dict[str, Any]:
+    return dict(backbone=self.backbone, pixel_decoder=self.pixel_decoder,
+                transformer_decoder=self.transformer_decoder, heads=self.heads,
+                deep_supervision=self._deep_supervision)
+
+  @classmethod
+  def from_config(cls, config, custom_objects=None):
+    return cls(**config)

@@ -1,0 +1,148 @@
+"""MaskFormer transformer-encoder pixel decoder (FPN over res2..res5)."""
+
+from typing import Mapping, Optional, Tuple
+
+import tensorflow as tf
+import tf_keras
+
+from trainer_module.modeling import initializers
+from trainer_module.modeling import position_embedding
+from trainer_module.modeling import transformer_encoder
+
+# Backbone endpoints consumed, from the coarsest (stride 32) to the finest.
+FPN_LEVELS = ('5', '4', '3', '2')
+
+
+def static_or_dynamic_shape(tensor: tf.Tensor) -> list:
+  """Shape of `tensor` with Python ints where known, scalar tensors otherwise."""
+  dynamic = tf.shape(tensor)
+  return [dim if dim is not None else dynamic[i]
+          for i, dim in enumerate(tensor.shape.as_list())]
+
+
+class GroupNormalization(tf_keras.layers.Layer):
+  """Float32 GroupNorm over NHWC channels (PyTorch semantics).
+
+  `tf_keras.layers.GroupNormalization` computes masked (weighted) moments
+  with an all-ones mask, which XLA constant-folds for minutes at stride-4
+  resolution; this layer uses plain moments.
+  """
+
+  def __init__(self, groups: int, epsilon: float = 1e-5, **kwargs):
+    kwargs.setdefault('dtype', 'float32')
+    super().__init__(**kwargs)
+    self._groups = groups
+    self._epsilon = epsilon
+
+  def build(self, input_shape):
+    channels = input_shape[-1]
+    if channels % self._groups:
+      raise ValueError(f'{channels} channels are not divisible into '
+                       f'{self._groups} groups.')
+    self.gamma = self.add_weight('gamma', shape=[channels],
+                                 initializer='ones')
+    self.beta = self.add_weight('beta', shape=[channels], initializer='zeros')
+    super().build(input_shape)
+
+  def call(self, inputs: tf.Tensor) -> tf.Tensor:
+    batch_size, height, width, channels = static_or_dynamic_shape(inputs)
+    grouped = tf.reshape(inputs, [batch_size, height, width, self._groups,
+                                  channels // self._groups])
+    mean, variance = tf.nn.moments(grouped, axes=[1, 2, 4], keepdims=True)
+    normalised = (grouped - mean) * tf.math.rsqrt(variance + self._epsilon)
+    return (tf.reshape(normalised, [batch_size, height, width, channels])
+            * self.gamma + self.beta)
+
+  def get_config(self):
+    return dict(super().get_config(), groups=self._groups,
+                epsilon=self._epsilon)
+
+
+class ConvNorm(tf_keras.layers.Layer):
+  """Detectron2-style Conv2d(bias=False) + float32 GroupNorm (+ ReLU)."""
+
+  def __init__(self, filters: int, kernel_size: int, norm_groups: int,
+               use_relu: bool, **kwargs):
+    super().__init__(**kwargs)
+    self._conv = tf_keras.layers.Conv2D(
+        filters, kernel_size, padding='same', use_bias=False,
+        kernel_initializer=initializers.c2_xavier_fill(), name='conv')
+    self._norm = GroupNormalization(
+        norm_groups, epsilon=transformer_encoder.NORM_EPSILON, name='norm')
+    self._use_relu = use_relu
+
+  def call(self, inputs: tf.Tensor) -> tf.Tensor:
+    outputs = self._norm(self._conv(inputs))
+    if self._use_relu:
+      outputs = tf.nn.relu(outputs)
+    return tf.cast(outputs, self.compute_dtype)
+
+
+class TransformerEncoderPixelDecoder(tf_keras.layers.Layer):
+  """res5 → 1×1 conv → transformer encoder → top of an FPN over res4..res2.
+
+  Returns the stride-4 mask features and the encoder output (the transformer
+  decoder's memory) together with its positional encoding.
+  """
+
+  def __init__(self, hidden_size: int, mask_dim: int, num_encoder_layers: int,
+               num_heads: int, ffn_dim: int, dropout: float, norm_groups: int,
+               **kwargs):
+    super().__init__(**kwargs)
+    self._hidden_size = hidden_size
+    self._input_projection = tf_keras.layers.Conv2D(
+        hidden_size, 1, kernel_initializer=initializers.c2_xavier_fill(),
+        bias_initializer='zeros', name='input_projection')
+    self._encoder = transformer_encoder.TransformerEncoder(
+        num_encoder_layers, hidden_size, num_heads, ffn_dim, dropout,
+        name='transformer_encoder')
+    self._output_convs = {
+        level: ConvNorm(hidden_size, 3, norm_groups, use_relu=True,
+                        name=f'output_conv_{level}')
+        for level in FPN_LEVELS
+    }
+    self._lateral_convs = {
+        level: ConvNorm(hidden_size, 1, norm_groups, use_relu=False,
+                        name=f'lateral_conv_{level}')
+        for level in FPN_LEVELS[1:]
+    }
+    self._mask_features = tf_keras.layers.Conv2D(
+        mask_dim, 3, padding='same',
+        kernel_initializer=initializers.c2_xavier_fill(),
+        bias_initializer='zeros', name='mask_features')
+
+  def call(self, features: Mapping[str, tf.Tensor],
+           training: Optional[bool] = None
+           ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Runs the pixel decoder.
+
+    Args:
+      features: Backbone endpoints '2'..'5' (NHWC, strides 4..32).
+      training: Whether dropout is active.
+
+    Returns:
+      mask_features: [B, H/4, W/4, mask_dim] in the compute dtype.
+      memory: float32 [B, H/32 · W/32, hidden] encoder output.
+      memory_position: float32 [H/32 · W/32, hidden] positional encoding.
+    """
+    res5 = self._input_projection(features['5'])
+    batch_size, height, width, _ = static_or_dynamic_shape(res5)
+    position = position_embedding.sine_position_embedding(
+        height, width, self._hidden_size // 2)
+    position = tf.reshape(position, [-1, self._hidden_size])
+    memory = self._encoder(
+        tf.reshape(res5, [batch_size, -1, self._hidden_size]), position,
+        training=training)
+    encoded = tf.reshape(tf.cast(memory, self.compute_dtype),
+                         [batch_size, height, width, self._hidden_size])
+    outputs = self._output_convs['5'](encoded)
+    for level in FPN_LEVELS[1:]:
+      lateral = self._lateral_convs[level](features[level])
+      lateral_size = static_or_dynamic_shape(lateral)[1:3]
+      top_down = tf.image.resize(
+          outputs, lateral_size,
+          method=tf.image.ResizeMethod.NEAREST_NEIGHBOR)
+      outputs = self._output_convs[level](lateral + tf.cast(top_down,
+                                                            lateral.dtype))
+    return (self._mask_features(outputs), tf.cast(memory, tf.float32),
+            position)

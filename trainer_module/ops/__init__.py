@@ -1,0 +1,2 @@
+from trainer_module.ops.hungarian_matching import hungarian_matching
+from trainer_module.ops.panoptic_inference import panoptic_inference
