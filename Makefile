@@ -29,7 +29,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@test -x $(VENV_PY) || $(PYTHON310) -m venv $(VENV)
 	$(VENV_PY) -m pip install --quiet --upgrade "pip==26.3" "setuptools==84.2.1" "wheel==0.48.0"
 	$(VENV_PY) -m pip install --quiet --no-deps -r requirements.lock
-	$(VENV_PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(VENV_PY) -m pip install --quiet --no-deps --no-build-isolation --config-settings editable_mode=compat -e .
 	touch $(STAMP)
 
 venv: $(STAMP)

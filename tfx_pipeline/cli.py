@@ -12,7 +12,10 @@ import logging
 import os
 import pathlib
 import sys
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
+
+from runners import vertex_runner
+from tfx_pipeline import config as pipeline_config
 
 DEFAULT_OUTPUTS = pathlib.Path('outputs')
 DEFAULT_PIPELINE_ROOT = DEFAULT_OUTPUTS / 'pipeline'
@@ -101,6 +104,18 @@ def _add_run(subparsers) -> None:
                       help='YAML/JSON overriding the experiment params (Trainer).')
   parser.add_argument('--train-steps', type=_positive_int, default=None,
                       help='Trainer steps (default: the experiment\'s).')
+  parser.add_argument('--eval-steps', type=_positive_int, default=None,
+                      help='Trainer evaluation steps (default: the whole eval split).')
+  parser.add_argument('--no-materialize', dest='materialize', action='store_false',
+                      help='Transform writes no transformed examples; the '
+                      'Trainer applies the transform graph to raw records on '
+                      'the fly (use at COCO scale).')
+  parser.add_argument('--pq-lower-bound', type=float, default=None,
+                      help='Bless a model only if its PQ (0..1) is at least '
+                      f'this (default {pipeline_config.DEFAULT_PQ_LOWER_BOUND}).')
+  parser.add_argument('--pq-regression-tolerance', type=float, default=None,
+                      help='... and at most this much below the last blessed '
+                      "model's PQ (default 1e-10: no regression).")
   parser.add_argument('--output-size', type=_positive_int, default=None,
                       help='Transform output size S (default: the experiment\'s).')
   parser.add_argument('--num-segment-slots', type=_positive_int, default=None,
@@ -121,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
   _add_run(subparsers)
   _add_validate(subparsers)
   _add_make_sample(subparsers)
+  vertex_runner.add_compile_vertex_parser(subparsers)
   return parser
 
 
@@ -151,18 +167,15 @@ def _one_paragraph(error: BaseException) -> str:
   return text if len(text) <= 1500 else text[:1500] + ' ...'
 
 
-def _run(args: argparse.Namespace) -> int:
-  from tfx_pipeline import config as config_lib  # pylint: disable=g-import-not-at-top
-  from tfx_pipeline import run_output  # pylint: disable=g-import-not-at-top
-
-  data_root = args.data or str(default_sample().resolve())
-  pipeline_root = os.path.abspath(args.pipeline_root)
+def _pipeline_config(args: argparse.Namespace, data_root: str,
+                     pipeline_root: str) -> pipeline_config.PipelineConfig:
   overrides = {
       key: getattr(args, key, None) for key in (
-          'experiment', 'params_override', 'train_steps', 'output_size',
-          'num_segment_slots', 'push_dir')
+          'experiment', 'params_override', 'train_steps', 'eval_steps',
+          'output_size', 'num_segment_slots', 'push_dir', 'materialize',
+          'pq_lower_bound', 'pq_regression_tolerance')
   }
-  config = config_lib.PipelineConfig(
+  config = pipeline_config.PipelineConfig(
       pipeline_root=pipeline_root,
       data_root=data_root,
       train_pattern=args.train_pattern,
@@ -172,17 +185,27 @@ def _run(args: argparse.Namespace) -> int:
       **{key: value for key, value in overrides.items() if value is not None})
   if args.beam_args:
     config.beam_pipeline_args = list(args.beam_args)
+  return config
 
+
+def _run(args: argparse.Namespace) -> int:
+  from tfx_pipeline import run_output  # pylint: disable=g-import-not-at-top
+
+  pipeline_root = os.path.abspath(args.pipeline_root)
   stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
   log_path = os.path.join(pipeline_root, 'logs', f'run-{stamp}.log')
-  print(f'Pipeline root: {pipeline_root}')
-  print(f'Data:          {data_root}')
-  print(f'Log:           {log_path}')
   try:
-    with run_output.logs_to_file(log_path):
-      from runners import local_runner  # pylint: disable=g-import-not-at-top
+    data_root = args.data or str(default_sample().resolve())
+    print(f'Pipeline root: {pipeline_root}')
+    print(f'Data:          {data_root}')
+    print(f'Log:           {log_path}')
+    with run_output.logs_to_file(log_path) as progress:
       try:
+        config = _pipeline_config(args, data_root, pipeline_root)
+        from runners import local_runner  # pylint: disable=g-import-not-at-top
+        from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
         local_runner.run(config)
+        summary = run_summary.describe_evaluation(progress.outputs)
       except Exception:
         logging.exception('The pipeline run failed.')
         raise
@@ -190,8 +213,10 @@ def _run(args: argparse.Namespace) -> int:
     print(f'\nThe pipeline run failed: {_one_paragraph(error)}\n'
           f'Full log: {log_path}', file=sys.stderr)
     return 1
-  print(f'\nThe pipeline run succeeded. ML Metadata: '
-        f'{local_runner.metadata_path(config)}')
+  print('\nThe pipeline run succeeded.')
+  for line in summary:
+    print(line)
+  print(f'ML Metadata: {local_runner.metadata_path(config)}')
   return 0
 
 

@@ -1,10 +1,12 @@
 """Settings of one pipeline instance (what the CLI flags and runners fill in)."""
 
 import dataclasses
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 DEFAULT_PIPELINE_NAME = 'maskformer-tfx'
 DEFAULT_EXPERIMENT = 'maskformer_tiny'
+# The default PQ bound of the Evaluator's gate (fraction, not percent).
+DEFAULT_PQ_LOWER_BOUND = 0.2
 
 # Local Beam: in-process DirectRunner (Dataflow args come from the Vertex runner).
 DEFAULT_LOCAL_BEAM_ARGS = (
@@ -27,10 +29,15 @@ class PipelineConfig:
     params_override: YAML/JSON string overriding the experiment's params.
     train_steps: Trainer steps (None: the experiment's own).
     eval_steps: Trainer evaluation steps (None: the whole eval split).
-    output_size: Transform's square output size S.
-    num_segment_slots: Transform's segment slots N.
+    output_size: Transform's square output size S (None: the experiment's).
+    num_segment_slots: Transform's segment slots N (None: the experiment's).
     materialize: whether Transform writes transformed examples.
-    push_dir: where the Pusher copies blessed models.
+    push_dir: where the Pusher copies blessed models (None:
+      PIPELINE_ROOT/pushed_models).
+    pq_lower_bound: the Evaluator blesses a model only if its PQ (0..1) is
+      at least this.
+    pq_regression_tolerance: ... and at most this much below the PQ of the
+      last blessed model, when there is one.
     beam_pipeline_args: arguments for every Beam-based component.
     enable_cache: reuse outputs of identical earlier executions.
     metadata_path: SQLite ML Metadata file (local runs).
@@ -51,10 +58,12 @@ class PipelineConfig:
   params_override: str = ''
   train_steps: Optional[int] = None
   eval_steps: Optional[int] = None
-  output_size: int = 640
-  num_segment_slots: int = 100
+  output_size: Optional[int] = None
+  num_segment_slots: Optional[int] = None
   materialize: bool = True
   push_dir: Optional[str] = None
+  pq_lower_bound: float = DEFAULT_PQ_LOWER_BOUND
+  pq_regression_tolerance: float = 1e-10
   beam_pipeline_args: List[str] = dataclasses.field(
       default_factory=lambda: list(DEFAULT_LOCAL_BEAM_ARGS))
   enable_cache: bool = False
@@ -64,6 +73,15 @@ class PipelineConfig:
   vertex_training: Optional[Dict[str, Any]] = None
 
   def __post_init__(self):
+    if self.output_size is None or self.num_segment_slots is None:
+      output_size, num_segment_slots = experiment_transform_sizes(
+          self.experiment, self.params_override)
+      if self.output_size is None:
+        self.output_size = output_size
+      if self.num_segment_slots is None:
+        self.num_segment_slots = num_segment_slots
+    if self.push_dir is None:
+      self.push_dir = f'{self.pipeline_root.rstrip("/")}/pushed_models'
     if self.train_steps is not None and self.train_steps < 1:
       raise ValueError(f'train_steps must be at least 1, got {self.train_steps}.')
     if self.output_size < 32:
@@ -71,3 +89,23 @@ class PipelineConfig:
     if self.num_segment_slots < 1:
       raise ValueError('num_segment_slots must be at least 1, got '
                        f'{self.num_segment_slots}.')
+
+
+def experiment_transform_sizes(experiment: str,
+                               params_override: str = '') -> Tuple[int, int]:
+  """(S, N) of an experiment's training data, after `params_override`."""
+  from official.core import exp_factory  # pylint: disable=g-import-not-at-top
+  from official.modeling import hyperparams  # pylint: disable=g-import-not-at-top
+  import trainer_module  # pylint: disable=g-import-not-at-top,unused-import
+  try:
+    params = exp_factory.get_exp_config(experiment)
+  except LookupError:
+    known = ', '.join(sorted(name for name in exp_factory._REGISTERED_CONFIGS  # pylint: disable=protected-access
+                             if name.startswith('maskformer')))
+    raise ValueError(f'Unknown experiment {experiment!r}; the MaskFormer '
+                     f'experiments are: {known}.') from None
+  if params_override:
+    params = hyperparams.override_params_dict(
+        params, params_override, is_strict=True)
+  data = params.task.train_data
+  return data.output_size, data.num_segment_slots

@@ -8,6 +8,7 @@ from tfx.proto import example_gen_pb2
 
 from schemas import RAW_SCHEMA_FILE, schema_path
 from tfx_pipeline import data_validation
+from tfx_pipeline import evaluation
 from tfx_pipeline.config import PipelineConfig
 
 
@@ -26,9 +27,10 @@ def create_components(config: PipelineConfig) -> List[BaseNode]:
       schema=schema_gen.outputs['schema'])
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs['statistics'],
-      schema=schema_gen.outputs['schema'],
-      custom_validation_config=data_validation.custom_validation_config())
+      schema=schema_gen.outputs['schema'])
   data_gate = data_validation.DataValidationGate(
+      statistics=statistics_gen.outputs['statistics'],
+      schema=schema_gen.outputs['schema'],
       anomalies=example_validator.outputs['anomalies'])
   data_components = [example_gen, schema_gen, statistics_gen,
                      example_validator, data_gate]
@@ -46,7 +48,50 @@ def create_components(config: PipelineConfig) -> List[BaseNode]:
       # transform itself; the raw data is already validated.
       disable_statistics=True)
   transform.add_upstream_node(data_gate)
-  return data_components + [transform]
+
+  trainer_config = {
+      'experiment': config.experiment,
+      'params_override': config.params_override,
+      'output_size': config.output_size,
+      'num_segment_slots': config.num_segment_slots,
+      'materialized': config.materialize,
+  }
+  trainer_args = dict(
+      run_fn='trainer_module.run_fn',
+      examples=(transform.outputs['transformed_examples']
+                if config.materialize else example_gen.outputs['examples']),
+      transform_graph=transform.outputs['transform_graph'],
+      train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
+      eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps))
+  if config.vertex_training:
+    trainer = tfx.extensions.google_cloud_ai_platform.Trainer(
+        custom_config={**trainer_config, **config.vertex_training},
+        **trainer_args)
+  else:
+    trainer = tfx.components.Trainer(custom_config=trainer_config,
+                                     **trainer_args)
+
+  baseline_resolver = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+      model_blessing=tfx.dsl.Channel(
+          type=tfx.types.standard_artifacts.ModelBlessing),
+  ).with_id('latest_blessed_model_resolver')
+  evaluator = tfx.components.Evaluator(
+      examples=example_gen.outputs['examples'],
+      model=trainer.outputs['model'],
+      baseline_model=baseline_resolver.outputs['model'],
+      eval_config=evaluation.eval_config(config.pq_lower_bound,
+                                         config.pq_regression_tolerance),
+      example_splits=['eval'])
+  pusher = tfx.components.Pusher(
+      model=trainer.outputs['model'],
+      model_blessing=evaluator.outputs['blessing'],
+      push_destination=tfx.proto.PushDestination(
+          filesystem=tfx.proto.PushDestination.Filesystem(
+              base_directory=config.push_dir)))
+  return data_components + [transform, trainer, baseline_resolver, evaluator,
+                            pusher]
 
 
 def create_pipeline(config: PipelineConfig,

@@ -10,6 +10,7 @@ import time
 from typing import Dict, Iterator, List, TextIO
 
 from absl import logging as absl_logging
+from tfx.types.artifact import Artifact
 
 _RUNNING = 'Component %s is running.'
 _FINISHED = 'Component %s is finished.'
@@ -24,10 +25,10 @@ class ComponentProgress(logging.Handler):
     super().__init__(level=logging.INFO)
     self._stream = stream
     self._started: Dict[str, float] = {}
-    self._outputs: Dict[str, List[str]] = {}
+    self._outputs: Dict[str, List[Artifact]] = {}
     self._cached = False
     self.finished: List[str] = []
-    self.output_uris: Dict[str, Dict[str, List[str]]] = {}
+    self.outputs: Dict[str, Dict[str, List[Artifact]]] = {}
 
   def _print(self, text: str) -> None:
     stamp = datetime.datetime.now().strftime('%H:%M:%S')
@@ -41,7 +42,7 @@ class ComponentProgress(logging.Handler):
       self._outputs, self._cached = {}, False
       self._print(f'{node} started')
     elif record.msg == _PUBLISHING:
-      self._outputs = {key: [artifact.uri for artifact in artifacts]
+      self._outputs = {key: list(artifacts)
                        for key, artifacts in record.args[0].items()}
     elif record.msg == _CACHED:
       self._cached = True
@@ -50,12 +51,12 @@ class ComponentProgress(logging.Handler):
       seconds = time.monotonic() - self._started.get(node, time.monotonic())
       note = ', cached' if self._cached else ''
       self._print(f'{node} finished ({seconds:.0f} s{note})')
-      for key, uris in sorted(self._outputs.items()):
-        for uri in uris:
-          self._stream.write(f'           {key}: {uri}\n')
+      for key, artifacts in sorted(self._outputs.items()):
+        for artifact in artifacts:
+          self._stream.write(f'           {key}: {artifact.uri}\n')
       self._stream.flush()
       self.finished.append(node)
-      self.output_uris[node] = self._outputs
+      self.outputs[node] = self._outputs
 
 
 @contextlib.contextmanager

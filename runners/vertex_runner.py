@@ -1,0 +1,222 @@
+"""Compiles the pipeline for Vertex AI Pipelines and optionally submits it.
+
+The pipeline is the one LocalDagRunner runs (`tfx_pipeline.pipeline`), built
+from `VertexSettings`: Beam components on Dataflow, the Trainer on Vertex AI
+Training, the schema and module code read from the container image. Settings
+are validated before anything is compiled, and the compiled JSON is checked
+for paths of this machine before anything is submitted.
+
+Importing this module is cheap (TFX and google-cloud-aiplatform load inside
+the functions), so the CLI can register `compile-vertex` without slowing
+`--help`.
+"""
+
+import argparse
+import dataclasses
+import os
+import pathlib
+import re
+import sys
+import tempfile
+import typing
+from typing import Any, Dict, Iterable, List, Mapping, Sequence
+
+from tfx_pipeline import vertex_settings
+from tfx_pipeline.vertex_settings import VertexSettings
+from tfx_pipeline.vertex_settings import VertexSettingsError
+
+class LocalPathError(RuntimeError):
+  """The compiled pipeline mentions a path of the compiling machine."""
+
+
+CONSOLE_RUN_URL = ('https://console.cloud.google.com/vertex-ai/locations/'
+                   '{region}/pipelines/runs/{job_id}?project={project}')
+
+
+def apply_component_beam_args(pipeline: Any,
+                              args_by_component: Mapping[str, Sequence[str]]
+                              ) -> None:
+  """Appends per-component Beam arguments to the pipeline's Beam components.
+
+  They come after the pipeline-level arguments, so they win (Beam keeps the
+  last value of a repeated flag). Components the pipeline lacks are skipped.
+
+  Raises:
+    ValueError: a named component is not a Beam component.
+  """
+  components = {component.id: component for component in pipeline.components}
+  for component_id, args in args_by_component.items():
+    component = components.get(component_id)
+    if component is None:
+      continue
+    if not hasattr(component, 'with_beam_pipeline_args'):
+      raise ValueError(f'{component_id} is not a Beam component; it takes no '
+                       'Beam pipeline arguments.')
+    component.with_beam_pipeline_args(list(args))
+
+
+def local_paths(extra: Iterable[str] = ()) -> List[str]:
+  """Directories of this machine that must not appear in a compiled pipeline.
+
+  The working directory, home, temp directory, this repository and the
+  Python environment (where the installed package files live); not the
+  image's own package directory or its parents (when compiling in the image).
+  """
+  repo_root = pathlib.Path(__file__).resolve().parents[1]
+  candidates = [os.getcwd(), os.path.expanduser('~'), tempfile.gettempdir(),
+                str(repo_root), sys.prefix, *extra]
+  image_dir = vertex_settings.IMAGE_PACKAGE_DIR
+  return sorted({
+      os.path.realpath(p) for p in candidates
+      if p and not (image_dir + '/').startswith(
+          os.path.realpath(p).rstrip('/') + '/')})
+
+
+def find_local_paths(text: str, paths: Iterable[str]) -> List[str]:
+  """Those of `paths` that occur in `text` as paths (not inside a URL)."""
+  return [path for path in paths
+          if re.search(r'(?<![\w.:/-])' + re.escape(path) + r'(?![\w.-])',
+                       text)]
+
+
+def compile_pipeline(settings: VertexSettings, output_file: str) -> str:
+  """Writes the Vertex AI Pipelines job JSON of `settings` to `output_file`.
+
+  Returns:
+    The path of the written file.
+
+  Raises:
+    VertexSettingsError: invalid settings (nothing is written).
+    LocalPathError: the compiled JSON mentions a path of this machine (the
+      file is removed).
+  """
+  vertex_settings.validate(settings)
+  # pylint: disable=g-import-not-at-top
+  from official.core import exp_factory
+  from tfx import v1 as tfx
+  import trainer_module  # pylint: disable=unused-import  (registers experiments)
+  from tfx_pipeline.pipeline import create_pipeline
+  # pylint: enable=g-import-not-at-top
+  try:
+    exp_factory.get_exp_config(settings.experiment)
+  except LookupError as error:
+    raise VertexSettingsError(
+        f'Invalid Vertex settings: unknown --experiment '
+        f'{settings.experiment!r}; it is not a registered TF Model Garden '
+        f'experiment (e.g. {vertex_settings.DEFAULT_VERTEX_EXPERIMENT}).'
+    ) from error
+
+  pipeline = create_pipeline(vertex_settings.to_pipeline_config(settings))
+  apply_component_beam_args(
+      pipeline, vertex_settings.component_beam_pipeline_args(settings))
+  output_file = os.path.abspath(output_file)
+  runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+      config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+          default_image=settings.image),
+      output_dir=os.path.dirname(output_file),
+      output_filename=os.path.basename(output_file))
+  runner.run(pipeline)
+
+  with open(output_file, encoding='utf-8') as f:
+    leaked = find_local_paths(f.read(), local_paths())
+  if leaked:
+    os.remove(output_file)
+    raise LocalPathError(
+        'The compiled pipeline mentions paths of this machine, which Vertex '
+        f'AI cannot read: {", ".join(leaked)}. Give gs:// locations and '
+        'in-image paths instead.')
+  return output_file
+
+
+def submit_pipeline(settings: VertexSettings, compiled_file: str) -> Any:
+  """Creates and submits a Vertex AI PipelineJob; returns it (not waited on)."""
+  from google.cloud import aiplatform  # pylint: disable=g-import-not-at-top
+  job = aiplatform.PipelineJob(
+      display_name=settings.pipeline_name,
+      template_path=compiled_file,
+      pipeline_root=settings.pipeline_root,
+      project=settings.project,
+      location=settings.region,
+      enable_caching=settings.enable_cache)
+  job.submit(service_account=settings.service_account)
+  return job
+
+
+def console_url(settings: VertexSettings, job_id: str) -> str:
+  """The Cloud console page of a pipeline run."""
+  return CONSOLE_RUN_URL.format(region=settings.region, job_id=job_id,
+                                project=settings.project)
+
+
+def _flag_type(field: dataclasses.Field) -> Dict[str, Any]:
+  """argparse keyword arguments for a settings field."""
+  hint = typing.get_type_hints(VertexSettings)[field.name]
+  if typing.get_origin(hint) is typing.Union:
+    hint = typing.get_args(hint)[0]
+  if hint is bool:
+    return {'action': argparse.BooleanOptionalAction}
+  if typing.get_origin(hint) is list:
+    return {'action': 'append', 'metavar': 'ARG'}
+  return {'type': hint, 'metavar': field.name.upper()}
+
+
+def _help_text(field: dataclasses.Field) -> str:
+  """The field's help, with its default where that is a value."""
+  text = field.metadata['help']
+  if field.default in (None, '', dataclasses.MISSING):
+    return text
+  return f'{text.rstrip(".")} (default: {field.default}).'
+
+
+def add_compile_vertex_parser(subparsers) -> argparse.ArgumentParser:
+  """Adds the `compile-vertex` subcommand to an argparse subparsers object."""
+  parser = subparsers.add_parser(
+      'compile-vertex',
+      help='Compile the pipeline for Vertex AI Pipelines (and submit it).',
+      description=(
+          'Compiles the pipeline for Vertex AI Pipelines into a PipelineJob '
+          'JSON file: Beam components (ExampleGen, StatisticsGen, Transform, '
+          'Evaluator) on Dataflow, the Trainer on Vertex AI Training (TPU v5e '
+          'by default, or GPUs), every step in the --image container. '
+          'Settings come from --config (a YAML file whose keys are the '
+          'setting names below with underscores, e.g. trainer_machine_type) '
+          'and the flags, which win. Invalid settings stop it before '
+          'anything is compiled or submitted. With --submit it creates the '
+          'PipelineJob through google-cloud-aiplatform and prints its '
+          'console link.'))
+  parser.add_argument('--output', required=True,
+                      help='Where to write the PipelineJob JSON (required).')
+  parser.add_argument('--config', default=None, metavar='FILE.yaml',
+                      help='YAML file of settings (flags override it).')
+  parser.add_argument('--submit', action='store_true',
+                      help='Submit the compiled pipeline to Vertex AI '
+                      'Pipelines and print the run\'s console link.')
+  for field in vertex_settings.setting_fields():
+    parser.add_argument(
+        vertex_settings.flag_name(field), dest=field.name, default=None,
+        help=_help_text(field),
+        **_flag_type(field))
+  parser.set_defaults(handler=run_compile_vertex)
+  return parser
+
+
+def run_compile_vertex(args: argparse.Namespace) -> int:
+  """Handler of `compile-vertex`; returns the process exit code."""
+  overrides = {field.name: getattr(args, field.name, None)
+               for field in vertex_settings.setting_fields()}
+  try:
+    settings = vertex_settings.load_settings(args.config, overrides)
+    output_file = compile_pipeline(settings, args.output)
+  except VertexSettingsError as error:
+    print(f'compile-vertex: {error}', file=sys.stderr)
+    return 2
+  except LocalPathError as error:
+    print(f'compile-vertex: {error}', file=sys.stderr)
+    return 1
+  print(f'Compiled the Vertex AI pipeline: {output_file}')
+  if not args.submit:
+    return 0
+  job = submit_pipeline(settings, output_file)
+  print(f'Submitted pipeline run {job.name}: '
+        f'{console_url(settings, job.name)}')
+  return 0

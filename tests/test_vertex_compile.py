@@ -1,0 +1,467 @@
+"""Compiles the pipeline for Vertex AI Pipelines, offline, and checks the JSON.
+
+The compiled PipelineJob is parsed with KFP's own protos, the Beam arguments
+with Beam's own option parser, the Trainer's job spec with the Vertex AI
+API types and the params override with TF Model Garden's: each check uses
+the library that will read the value in production. Nothing here reaches
+Google Cloud: submission is tested against a fake `aiplatform.PipelineJob`.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import re
+import sys
+import tempfile
+from typing import Any, Dict, List
+
+import pytest
+
+from runners import vertex_runner
+from tfx_pipeline import vertex_settings
+from tfx_pipeline.vertex_settings import VertexSettings
+from tfx_pipeline.vertex_settings import VertexSettingsError
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+PROJECT = 'maskformer-proj'
+REGION = 'us-central1'
+PIPELINE_ROOT = 'gs://maskformer-bucket/pipelines/maskformer'
+DATA_ROOT = 'gs://maskformer-bucket/coco/tfrecords'
+IMAGE = 'us-central1-docker.pkg.dev/maskformer-proj/ml/maskformer-tfx:1.0'
+TRAINER_IMAGE = ('us-central1-docker.pkg.dev/maskformer-proj/ml/'
+                 'maskformer-tfx-tpu:1.0')
+SERVICE_ACCOUNT = 'pipelines@maskformer-proj.iam.gserviceaccount.com'
+
+# The data half of the pipeline: (upstream, downstream) task edges.
+DATA_EDGES = {
+    ('ImportExampleGen', 'StatisticsGen'),
+    ('ImportSchemaGen', 'StatisticsGen'),
+    ('StatisticsGen', 'ExampleValidator'),
+    ('ImportSchemaGen', 'ExampleValidator'),
+    ('ExampleValidator', 'DataValidationGate'),
+    ('DataValidationGate', 'Transform'),
+    ('ImportExampleGen', 'Transform'),
+}
+# --- Model half: component ids the lead is wiring now; adjust names here. ---
+TRAINER = 'Trainer'
+RESOLVER = 'latest_blessed_model_resolver'  # KFP splits it into '<id>-*' tasks.
+EVALUATOR = 'Evaluator'
+PUSHER = 'Pusher'
+MODEL_EDGES = {
+    ('Transform', TRAINER),
+    (TRAINER, EVALUATOR),
+    (RESOLVER, EVALUATOR),
+    (EVALUATOR, PUSHER),
+    (TRAINER, PUSHER),
+}
+# -----------------------------------------------------------------------------
+BEAM_COMPONENTS = ('ImportExampleGen', 'StatisticsGen', 'Transform', EVALUATOR)
+CREDENTIAL_PATTERNS = (
+    r'ya29\.[0-9A-Za-z_-]+',             # OAuth access token
+    r'AIza[0-9A-Za-z_-]{35}',             # API key
+    r'-----BEGIN [A-Z ]*PRIVATE KEY-----',
+    r'"?private_key(_id)?"?\s*:',
+    r'client_secret', r'refresh_token', r'access_token', r'id_token',
+    r'GOOGLE_APPLICATION_CREDENTIALS', r'Bearer ',
+)
+
+
+def _settings(**changes: Any) -> VertexSettings:
+  values = dict(project=PROJECT, region=REGION, pipeline_root=PIPELINE_ROOT,
+                data_root=DATA_ROOT, image=IMAGE)
+  values.update(changes)
+  return VertexSettings(**values)
+
+
+def _cli_args(**changes: str) -> List[str]:
+  flags = {'--project': PROJECT, '--region': REGION,
+           '--pipeline-root': PIPELINE_ROOT, '--data': DATA_ROOT,
+           '--image': IMAGE}
+  flags.update(changes)
+  argv = []
+  for flag, value in flags.items():
+    if value is None:
+      continue
+    # A value that looks like a flag must be attached to its own flag.
+    argv.extend([f'{flag}={value}'] if value.startswith('--') else
+                [flag, value])
+  return argv
+
+
+def _parse(argv: List[str]) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(prog='maskformer-tfx')
+  subparsers = parser.add_subparsers(dest='command', required=True)
+  vertex_runner.add_compile_vertex_parser(subparsers)
+  return parser.parse_args(['compile-vertex', *argv])
+
+
+class _ForbiddenPipelineJob:
+  """Stands in for aiplatform.PipelineJob where nothing may be submitted."""
+
+  def __init__(self, *args, **kwargs):
+    raise AssertionError('PipelineJob was constructed: the invalid settings '
+                         'were not caught before submission.')
+
+
+class _FakePipelineJob:
+  """Records what the runner would submit (no network)."""
+  created: List[Dict[str, Any]] = []
+  submitted: List[Dict[str, Any]] = []
+
+  def __init__(self, **kwargs):
+    _FakePipelineJob.created.append(kwargs)
+    self.name = 'maskformer-tfx-20250101000000'
+
+  def submit(self, **kwargs):
+    _FakePipelineJob.submitted.append(kwargs)
+
+
+@pytest.fixture(scope='module')
+def compiled(tmp_path_factory) -> Dict[str, Any]:
+  """The full pipeline compiled for Vertex: file, text and parsed protos."""
+  from google.protobuf import json_format  # pylint: disable=g-import-not-at-top
+  from kfp.pipeline_spec import pipeline_spec_pb2  # pylint: disable=g-import-not-at-top
+  output = tmp_path_factory.mktemp('vertex') / 'maskformer.json'
+  settings = _settings(trainer_image=TRAINER_IMAGE,
+                       service_account=SERVICE_ACCOUNT, train_steps=1000)
+  path = vertex_runner.compile_pipeline(settings, str(output))
+  text = pathlib.Path(path).read_text(encoding='utf-8')
+  job = json_format.Parse(text, pipeline_spec_pb2.PipelineJob())
+  spec = json_format.ParseDict(json_format.MessageToDict(job.pipeline_spec),
+                               pipeline_spec_pb2.PipelineSpec())
+  executors = json_format.MessageToDict(spec.deployment_spec)['executors']
+  return {'path': path, 'text': text, 'job': job, 'spec': spec,
+          'executors': executors, 'settings': settings}
+
+
+def _task_parameters(spec, task: str) -> Dict[str, Any]:
+  parameters = spec.root.dag.tasks[task].inputs.parameters
+  # TFX 1.16 writes the (deprecated) constant_value field of KFP's schema 2.0.
+  return {name: value.runtime_value.constant_value.string_value
+          for name, value in parameters.items()}
+
+
+def _executor(compiled_pipeline, task: str) -> Dict[str, Any]:
+  spec = compiled_pipeline['spec']
+  label = spec.components[spec.root.dag.tasks[task].component_ref.name
+                          ].executor_label
+  return compiled_pipeline['executors'][label]
+
+
+def _task_of(spec, component_id: str) -> str:
+  tasks = [name for name in spec.root.dag.tasks
+           if name == component_id or name.startswith(component_id + '-')]
+  assert tasks, f'{component_id} is not in the compiled pipeline'
+  return tasks[0]
+
+
+def _depends_on(spec, downstream: str, upstream: str) -> bool:
+  dependencies = spec.root.dag.tasks[downstream].dependent_tasks
+  return any(d == upstream or d.startswith(upstream + '-')
+             for d in dependencies)
+
+
+def _beam_options(args: List[str]) -> Dict[str, Any]:
+  from apache_beam.options import pipeline_options  # pylint: disable=g-import-not-at-top
+  return pipeline_options.PipelineOptions(flags=args).get_all_options(
+      drop_default=True)
+
+
+def test_every_component_is_compiled_with_its_dependencies(compiled):
+  spec = compiled['spec']
+  for upstream, downstream in sorted(DATA_EDGES | MODEL_EDGES):
+    downstream_task = _task_of(spec, downstream)
+    assert _depends_on(spec, downstream_task, upstream), (
+        f'{downstream_task} does not depend on {upstream}: '
+        f'{list(spec.root.dag.tasks[downstream_task].dependent_tasks)}')
+  # InfraValidator does not run on Vertex AI Pipelines.
+  assert not any('InfraValidator' in name for name in spec.root.dag.tasks)
+  assert compiled['job'].runtime_config.gcs_output_directory == PIPELINE_ROOT
+
+
+def test_every_container_runs_the_given_image(compiled):
+  images = {}
+  for task in compiled['spec'].root.dag.tasks:
+    executor = _executor(compiled, task)
+    if 'resolver' in executor:  # Runs inside Vertex AI Pipelines itself.
+      assert task.startswith(RESOLVER + '-'), task
+      continue
+    images[task] = executor['container']['image']
+  assert set(images.values()) == {IMAGE}, images
+  assert TRAINER in images and 'Transform' in images
+
+
+def test_schema_is_read_from_the_image(compiled):
+  parameters = _task_parameters(compiled['spec'], 'ImportSchemaGen')
+  assert parameters['schema_file'] == vertex_settings.IMAGE_SCHEMA_FILE
+  dockerfile = (REPO_ROOT / 'Dockerfile').read_text(encoding='utf-8')
+  assert re.search(r'^ARG PIPELINE_DIR=(\S+)$', dockerfile, re.M).group(1) == (
+      vertex_settings.IMAGE_PACKAGE_DIR)
+  assert vertex_settings.IMAGE_SCHEMA_FILE == (
+      vertex_settings.IMAGE_PACKAGE_DIR + '/schemas/raw_schema.pbtxt')
+
+
+def test_beam_components_run_on_dataflow(compiled):
+  for component in BEAM_COMPONENTS:
+    container = _executor(compiled, _task_of(compiled['spec'], component)
+                          )['container']
+    options = _beam_options(container['args'])
+    assert options['runner'] == 'DataflowRunner', component
+    assert options['project'] == PROJECT
+    assert options['region'] == REGION
+    assert options['temp_location'].startswith(PIPELINE_ROOT + '/')
+    assert options['sdk_container_image'] == IMAGE
+    assert 'use_runner_v2' in options['experiments']
+    assert options['service_account_email'] == SERVICE_ACCOUNT
+    expected_machine = {
+        'Transform': 'n2-highmem-16', EVALUATOR: 'n2-highmem-16',
+    }.get(component, 'n2-standard-8')
+    assert options['machine_type'] == expected_machine, component
+
+
+def test_trainer_requests_the_tpu_worker_pool(compiled):
+  from google.cloud.aiplatform_v1.types import custom_job  # pylint: disable=g-import-not-at-top
+  task = _task_of(compiled['spec'], TRAINER)
+  container = _executor(compiled, task)['container']
+  assert container['args'][1] == (
+      'tfx.extensions.google_cloud_ai_platform.trainer.executor.'
+      'GenericExecutor')
+  custom_config = json.loads(
+      _task_parameters(compiled['spec'], task)['custom_config'])
+  assert custom_config['ai_platform_enable_vertex'] is True
+  assert custom_config['ai_platform_vertex_region'] == REGION
+  assert custom_config['experiment'] == 'maskformer_coco_panoptic'
+  training_args = dict(custom_config['ai_platform_training_args'])
+  assert training_args.pop('project') == PROJECT
+  # The Vertex AI API type accepts the spec as TFX's extension sends it.
+  job_spec = custom_job.CustomJobSpec(**training_args['job_spec'])
+  (pool,) = job_spec.worker_pool_specs
+  assert pool.machine_spec.machine_type == 'ct5lp-hightpu-4t'
+  assert pool.machine_spec.accelerator_type.name == 'TPU_V5_LITEPOD'
+  assert pool.machine_spec.accelerator_count == 4
+  assert pool.machine_spec.tpu_topology == '2x2'
+  assert pool.replica_count == 1
+  assert pool.container_spec.image_uri == TRAINER_IMAGE
+  assert job_spec.service_account == SERVICE_ACCOUNT
+
+
+def test_trainer_runs_the_experiment_on_the_tpu_strategy(compiled):
+  from official.core import exp_factory  # pylint: disable=g-import-not-at-top
+  from official.modeling import hyperparams  # pylint: disable=g-import-not-at-top
+  import trainer_module  # pylint: disable=g-import-not-at-top,unused-import
+  task = _task_of(compiled['spec'], TRAINER)
+  custom_config = json.loads(
+      _task_parameters(compiled['spec'], task)['custom_config'])
+  params = hyperparams.override_params_dict(
+      exp_factory.get_exp_config(custom_config['experiment']),
+      custom_config['params_override'], is_strict=True)
+  assert params.runtime.distribution_strategy == 'tpu'
+  assert params.runtime.tpu == 'local'
+  assert params.runtime.mixed_precision_dtype == 'bfloat16'
+
+
+def test_compiled_json_has_no_local_paths_or_credentials(compiled):
+  text = compiled['text']
+  import schemas  # pylint: disable=g-import-not-at-top
+  local = {os.getcwd(), os.path.expanduser('~'), tempfile.gettempdir(),
+           str(REPO_ROOT), sys.prefix, os.environ.get('PWD', '/'),
+           os.path.dirname(compiled['path']),
+           os.path.dirname(schemas.schema_path(schemas.RAW_SCHEMA_FILE))}
+  for path in sorted(p for p in local if p not in ('', '/')):
+    # As a path of its own (inside gs:// URLs a segment may look alike).
+    assert not re.search(r'(?<![\w.:/-])' + re.escape(path) + r'(?![\w.-])',
+                         text), path
+  for pattern in CREDENTIAL_PATTERNS:
+    assert not re.search(pattern, text, re.I), pattern
+  secrets = [value for name, value in os.environ.items()
+             if re.search(r'TOKEN|SECRET|PASSWORD|CREDENTIAL|API_KEY', name)
+             and len(value) >= 8]
+  for value in secrets:
+    assert value not in text
+
+
+def test_submit_creates_a_pipeline_job_with_the_compiled_file(
+    tmp_path, monkeypatch, capsys):
+  from google.cloud import aiplatform  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(aiplatform, 'PipelineJob', _FakePipelineJob)
+  _FakePipelineJob.created.clear()
+  _FakePipelineJob.submitted.clear()
+  output = tmp_path / 'pipeline.json'
+  args = _parse(_cli_args(**{'--output': str(output),
+                             '--service-account': SERVICE_ACCOUNT})
+                + ['--submit'])
+  assert vertex_runner.run_compile_vertex(args) == 0
+  (created,) = _FakePipelineJob.created
+  assert created['template_path'] == str(output)
+  assert created['project'] == PROJECT
+  assert created['location'] == REGION
+  assert created['pipeline_root'] == PIPELINE_ROOT
+  assert _FakePipelineJob.submitted == [{'service_account': SERVICE_ACCOUNT}]
+  assert json.loads(output.read_text())['pipelineSpec']['root']['dag']['tasks']
+  printed = capsys.readouterr().out
+  assert (f'https://console.cloud.google.com/vertex-ai/locations/{REGION}/'
+          'pipelines/runs/maskformer-tfx-20250101000000'
+          f'?project={PROJECT}') in printed
+
+
+@pytest.mark.parametrize('changes, message', [
+    ({'--pipeline-root': '/tmp/pipeline-root'}, '--pipeline-root'),
+    ({'--data': 'maskformer-bucket/coco'}, '--data'),
+    ({'--project': None}, 'project (--project) is required'),
+    ({'--region': 'us-central1-a'}, 'is a zone'),
+    ({'--image': None}, 'image (--image) is required'),
+    ({'--image': 'maskformer-tfx:latest'}, 'is not a container image URI'),
+    ({'--accelerator-type': 'TPU_V9'}, 'Unknown or unsupported TPU type'),
+    ({'--accelerator-type': 'NVIDIA_TESLA_X1'}, 'Unknown --accelerator-type'),
+    ({'--accelerator-type': 'NVIDIA_TESLA_A100'}, 'not a GPU machine type'),
+    ({'--trainer-machine-type': 'ct5lp-hightpu-16t'},
+     'not a single-host TPU VM'),
+    ({'--tpu-topology': '4x4'}, 'does not match ct5lp-hightpu-4t'),
+    ({'--accelerator-count': '8'}, 'does not match ct5lp-hightpu-4t'),
+    ({'--params-override': 'runtime: {distribution_strategy: mirrored}'},
+     'contradicts'),
+    ({'--service-account': 'pipelines'}, 'not a service account'),
+    ({'--transform-machine-type': 'huge'}, '--transform-machine-type'),
+    ({'--pq-lower-bound': '46.5'}, '--pq-lower-bound'),
+    ({'--beam-arg': '--setup_file=./setup.py'}, 'path of this machine'),
+])
+def test_wrong_settings_fail_before_compiling_or_submitting(
+    changes, message, tmp_path, monkeypatch, capsys):
+  from google.cloud import aiplatform  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(aiplatform, 'PipelineJob', _ForbiddenPipelineJob)
+  output = tmp_path / 'pipeline.json'
+  args = _parse(_cli_args(**{'--output': str(output), **changes})
+                + ['--submit'])
+  assert vertex_runner.run_compile_vertex(args) == 2
+  error = capsys.readouterr().err
+  assert 'Invalid Vertex settings' in error
+  assert message in error
+  assert not output.exists()
+
+
+def test_every_problem_is_named_at_once():
+  with pytest.raises(VertexSettingsError) as raised:
+    vertex_settings.validate(VertexSettings(data_root='/data'))
+  for flag in ('--project', '--region', '--pipeline-root', '--data',
+               '--image'):
+    assert flag in str(raised.value)
+
+
+def test_unknown_experiment_fails_before_compiling(tmp_path, monkeypatch,
+                                                   capsys):
+  from google.cloud import aiplatform  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(aiplatform, 'PipelineJob', _ForbiddenPipelineJob)
+  output = tmp_path / 'pipeline.json'
+  args = _parse(_cli_args(**{'--output': str(output),
+                             '--experiment': 'maskformer_nonexistent'})
+                + ['--submit'])
+  assert vertex_runner.run_compile_vertex(args) == 2
+  assert 'maskformer_nonexistent' in capsys.readouterr().err
+  assert not output.exists()
+
+
+def test_yaml_settings_are_loaded_and_flags_win(tmp_path):
+  config_file = tmp_path / 'vertex.yaml'
+  config_file.write_text(
+      f'project: {PROJECT}\nregion: europe-west4\n'
+      f'pipeline_root: {PIPELINE_ROOT}\ndata_root: {DATA_ROOT}\n'
+      f'image: {IMAGE}\ntrainer_machine_type: ct5lp-hightpu-8t\n'
+      'transform_max_num_workers: 200\nextra_beam_args: [--num_workers=4]\n')
+  args = _parse(['--output', 'unused.json', '--config', str(config_file),
+                 '--region', REGION])
+  overrides = {field.name: getattr(args, field.name)
+               for field in vertex_settings.setting_fields()}
+  settings = vertex_settings.load_settings(args.config, overrides)
+  assert settings.region == REGION  # The flag wins over the file.
+  assert settings.trainer_machine_type == 'ct5lp-hightpu-8t'
+  assert vertex_settings.worker_pool_spec(settings)['machine_spec'] == {
+      'machine_type': 'ct5lp-hightpu-8t', 'accelerator_type': 'TPU_V5_LITEPOD',
+      'accelerator_count': 8, 'tpu_topology': '2x4'}
+  assert vertex_settings.component_beam_pipeline_args(settings)[
+      'Transform'][-1] == '--max_num_workers=200'
+  assert _beam_options(vertex_settings.dataflow_beam_pipeline_args(settings)
+                       )['num_workers'] == 4
+
+
+def test_yaml_with_an_unknown_setting_is_rejected(tmp_path):
+  config_file = tmp_path / 'vertex.yaml'
+  config_file.write_text(f'project: {PROJECT}\ntpu_type: v5e\n')
+  with pytest.raises(VertexSettingsError, match='Unknown settings: tpu_type'):
+    vertex_settings.load_settings(str(config_file))
+
+
+def test_gpu_option_uses_the_mirrored_strategy():
+  from google.cloud.aiplatform_v1.types import custom_job  # pylint: disable=g-import-not-at-top
+  settings = _settings(trainer_machine_type='a2-highgpu-2g',
+                       accelerator_type='NVIDIA_TESLA_A100')
+  vertex_settings.validate(settings)
+  pool = custom_job.WorkerPoolSpec(**vertex_settings.worker_pool_spec(settings))
+  assert pool.machine_spec.accelerator_type.name == 'NVIDIA_TESLA_A100'
+  assert pool.machine_spec.accelerator_count == 2
+  assert not pool.machine_spec.tpu_topology
+  assert pool.container_spec.image_uri == IMAGE  # No trainer image: --image.
+  assert vertex_settings.trainer_params_override(settings)['runtime'] == {
+      'distribution_strategy': 'mirrored', 'num_gpus': 2,
+      'mixed_precision_dtype': 'bfloat16'}
+
+
+def test_gpus_before_ampere_train_in_float32_and_need_a_count():
+  settings = _settings(trainer_machine_type='n1-standard-16',
+                       accelerator_type='NVIDIA_TESLA_T4')
+  with pytest.raises(VertexSettingsError, match='--accelerator-count is '
+                     'required'):
+    vertex_settings.validate(settings)
+  settings.accelerator_count = 2
+  vertex_settings.validate(settings)
+  assert vertex_settings.trainer_params_override(settings)['runtime'][
+      'mixed_precision_dtype'] == 'float32'
+
+
+def test_params_override_is_merged_with_the_runtime():
+  settings = _settings(
+      params_override='task.train_data.global_batch_size=32,'
+                      'runtime.mixed_precision_dtype=float32')
+  override = vertex_settings.trainer_params_override(settings)
+  assert override['task'] == {'train_data': {'global_batch_size': 32}}
+  assert override['runtime'] == {'distribution_strategy': 'tpu',
+                                 'tpu': 'local',
+                                 'mixed_precision_dtype': 'float32'}
+
+
+def test_help_documents_every_setting():
+  parser = argparse.ArgumentParser(prog='maskformer-tfx')
+  subparsers = parser.add_subparsers(dest='command', required=True)
+  compile_parser = vertex_runner.add_compile_vertex_parser(subparsers)
+  helps = {option: action.help for action in compile_parser._actions  # pylint: disable=protected-access
+           for option in action.option_strings}
+  for field in vertex_settings.setting_fields():
+    flag = vertex_settings.flag_name(field)
+    assert helps.get(flag), f'{field.name} has no documented flag {flag}'
+  for flag in ('--project', '--region', '--pipeline-root', '--data', '--image',
+               '--output', '--config', '--submit', '--service-account'):
+    assert helps.get(flag), flag
+
+
+def test_local_path_detection_ignores_gcs_segments():
+  paths = ['/tmp', '/work/main']
+  assert vertex_runner.find_local_paths(
+      '"--temp_location=gs://bucket/root/tmp/dataflow"', paths) == []
+  assert vertex_runner.find_local_paths(
+      '"schema_file": "/work/main/schemas/raw_schema.pbtxt"', paths) == [
+          '/work/main']
+  assert vertex_runner.find_local_paths('--temp_location=/tmp/x', paths) == [
+      '/tmp']
+
+
+def test_dockerfile_pins_match_the_lock_file():
+  dockerfile = (REPO_ROOT / 'Dockerfile').read_text(encoding='utf-8')
+  lock = dict(re.findall(r'^([A-Za-z0-9_.-]+)==(\S+)$',
+                         (REPO_ROOT / 'requirements.lock').read_text(), re.M))
+  args = dict(re.findall(r'^ARG (\w+)=(\S+)$', dockerfile, re.M))
+  assert args['BEAM_VERSION'] == lock['apache-beam']
+  assert args['TENSORFLOW_TPU_VERSION'] == lock['tensorflow']
+  assert args['TENSORFLOW_VERSION'] == lock['tensorflow']
+  assert re.search(r'^ENV TF_USE_LEGACY_KERAS=1\b', dockerfile, re.M)
+  assert 'pip install --no-deps -r requirements.lock' in dockerfile

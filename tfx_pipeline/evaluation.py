@@ -1,0 +1,70 @@
+"""TFMA evaluation of exported MaskFormer models: panoptic quality and the gate.
+
+The Evaluator feeds raw eval examples to the exported model's
+`serving_default` signature (predictions: `category_mask`, `instance_mask`)
+and gets the labels from its `transform_labels` signature (the transformed
+`category_mask`, `instance_mask`), so no transformed images are held for the
+eval set. `PanopticQuality` (tfx_pipeline.metrics) accumulates per-class
+sums only.
+"""
+
+import json
+
+import tensorflow_model_analysis as tfma
+
+from tfx_pipeline import metrics
+
+LABELS_SIGNATURE = 'transform_labels'
+SERVING_SIGNATURE = 'serving_default'
+GATE_METRIC = 'pq'
+# Candidate PQ may be at most this much below the baseline's (float noise).
+DEFAULT_REGRESSION_TOLERANCE = 1e-10
+
+
+def eval_config(pq_lower_bound: float,
+                regression_tolerance: float = DEFAULT_REGRESSION_TOLERANCE,
+                inference_batch_size: int = 4) -> tfma.EvalConfig:
+  """The EvalConfig: PQ/SQ/RQ, an absolute PQ bound and no regression.
+
+  Args:
+    pq_lower_bound: the candidate's PQ must be at least this (0..1).
+    regression_tolerance: the candidate's PQ may be at most this much lower
+      than the last blessed model's (applies only when there is one).
+    inference_batch_size: examples per model call (bounds memory).
+  """
+  if not 0.0 <= pq_lower_bound <= 1.0:
+    raise ValueError(f'pq_lower_bound must be in [0, 1], got {pq_lower_bound}.')
+  if regression_tolerance < 0:
+    raise ValueError('regression_tolerance must be >= 0, got '
+                     f'{regression_tolerance}.')
+  mask_keys = {key: key for key in (metrics.CATEGORY_MASK_KEY,
+                                    metrics.INSTANCE_MASK_KEY)}
+  return tfma.EvalConfig(
+      model_specs=[
+          tfma.ModelSpec(
+              signature_name=SERVING_SIGNATURE,
+              preprocessing_function_names=[LABELS_SIGNATURE],
+              label_keys=mask_keys,
+              prediction_keys=mask_keys,
+              inference_batch_size=inference_batch_size)
+      ],
+      slicing_specs=[tfma.SlicingSpec()],
+      metrics_specs=[
+          tfma.MetricsSpec(
+              metrics=[
+                  tfma.MetricConfig(class_name='ExampleCount'),
+                  tfma.MetricConfig(
+                      class_name='PanopticQuality',
+                      module='tfx_pipeline.metrics',
+                      config=json.dumps({})),
+              ],
+              thresholds={
+                  GATE_METRIC: tfma.MetricThreshold(
+                      value_threshold=tfma.GenericValueThreshold(
+                          lower_bound={'value': pq_lower_bound}),
+                      change_threshold=tfma.GenericChangeThreshold(
+                          direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                          absolute={'value': -regression_tolerance})),
+              },
+              example_weights=tfma.ExampleWeightOptions(unweighted=True)),
+      ])

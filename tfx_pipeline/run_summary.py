@@ -1,0 +1,79 @@
+"""The end of a run in words: panoptic quality, the gate decision, the push."""
+
+from typing import Dict, List, Optional
+
+import tensorflow_model_analysis as tfma
+from tfx.types.artifact import Artifact
+
+from tfx_pipeline import evaluation
+
+_SUMMARY_METRICS = ('pq', 'sq', 'rq', 'pq_things', 'sq_things', 'rq_things',
+                    'pq_stuff', 'sq_stuff', 'rq_stuff')
+
+
+def _first(outputs: Dict[str, Dict[str, List[Artifact]]], node: str,
+           key: str) -> Optional[Artifact]:
+  artifacts = outputs.get(node, {}).get(key, [])
+  return artifacts[0] if artifacts else None
+
+
+def metric_values_by_model(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
+  """{model name ('' or 'candidate'/'baseline'): {metric: value}} of the
+  overall slice of an Evaluator's evaluation artifact."""
+  values: Dict[str, Dict[str, float]] = {}
+  for metrics in tfma.load_metrics(evaluation_uri):
+    if metrics.slice_key.single_slice_keys:
+      continue
+    for key_and_value in metrics.metric_keys_and_values:
+      key = key_and_value.key
+      if key.HasField('is_diff') and key.is_diff:
+        continue
+      value = key_and_value.value
+      if value.HasField('double_value'):
+        values.setdefault(key.model_name, {})[key.name] = value.double_value.value
+  return values
+
+
+def describe_evaluation(outputs: Dict[str, Dict[str, List[Artifact]]]) -> List[str]:
+  """Lines about PQ, the blessing and the push; [] when no Evaluator ran."""
+  evaluation_artifact = _first(outputs, 'Evaluator', 'evaluation')
+  blessing = _first(outputs, 'Evaluator', 'blessing')
+  if evaluation_artifact is None or blessing is None:
+    return []
+  by_model = metric_values_by_model(evaluation_artifact.uri)
+  candidate = by_model.get('candidate', by_model.get('', {}))
+  baseline = by_model.get('baseline')
+  lines = ['Panoptic quality (eval split): ' + ', '.join(
+      f'{name} {candidate[name]:.4f}' for name in _SUMMARY_METRICS
+      if name in candidate)]
+  blessed = blessing.get_int_custom_property('blessed') == 1
+  if blessed:
+    lines.append('Gate: BLESSED (PQ passed the bound'
+                 + (' and did not regress against the last blessed model).'
+                    if baseline else '; there was no earlier blessed model).'))
+  else:
+    lines.append('Gate: NOT BLESSED; the model was rejected:')
+    result = tfma.load_validation_result(evaluation_artifact.uri)
+    for per_slice in result.metric_validations_per_slice:
+      for failure in per_slice.failures:
+        what = ('change of ' if failure.metric_key.is_diff else '') + failure.metric_key.name
+        lines.append(f'  {what} = {failure.metric_value.double_value.value:.4f} '
+                     f'fails {_threshold_text(failure.metric_threshold)}')
+    if baseline and evaluation.GATE_METRIC in baseline:
+      lines.append(f'  (last blessed model: {evaluation.GATE_METRIC} = '
+                   f'{baseline[evaluation.GATE_METRIC]:.4f})')
+  pushed = _first(outputs, 'Pusher', 'pushed_model')
+  if pushed is not None and pushed.get_int_custom_property('pushed') == 1:
+    lines.append('Pushed model: '
+                 + pushed.get_string_custom_property('pushed_destination'))
+  else:
+    lines.append('Pushed model: none (nothing was pushed).')
+  return lines
+
+
+def _threshold_text(threshold) -> str:
+  if threshold.HasField('value_threshold'):
+    return f'the lower bound {threshold.value_threshold.lower_bound.value:g}'
+  change = threshold.change_threshold
+  return ('the no-regression check against the last blessed model '
+          f'(candidate − baseline ≥ {change.absolute.value:g})')
