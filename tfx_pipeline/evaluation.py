@@ -53,18 +53,18 @@ def eval_config(pq_lower_bound: float,
           tfma.MetricsSpec(
               metrics=[
                   tfma.MetricConfig(class_name='ExampleCount'),
+                  # TFMA applies a MetricConfig's threshold to the metric
+                  # named like the metric instance: `pq` here.
                   tfma.MetricConfig(
                       class_name='PanopticQuality',
                       module='tfx_pipeline.metrics',
-                      config=json.dumps({})),
+                      config=json.dumps({'name': GATE_METRIC}),
+                      threshold=tfma.MetricThreshold(
+                          value_threshold=tfma.GenericValueThreshold(
+                              lower_bound={'value': pq_lower_bound}),
+                          change_threshold=tfma.GenericChangeThreshold(
+                              direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                              absolute={'value': -regression_tolerance}))),
               ],
-              thresholds={
-                  GATE_METRIC: tfma.MetricThreshold(
-                      value_threshold=tfma.GenericValueThreshold(
-                          lower_bound={'value': pq_lower_bound}),
-                      change_threshold=tfma.GenericChangeThreshold(
-                          direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                          absolute={'value': -regression_tolerance})),
-              },
               example_weights=tfma.ExampleWeightOptions(unweighted=True)),
       ])

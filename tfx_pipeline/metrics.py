@@ -339,8 +339,13 @@ def _panoptic_quality_computations(
     instance_mask_key: str = INSTANCE_MASK_KEY,
     model_name: str = '',
     output_name: str = '',
-    example_weighted: bool = False) -> metric_types.MetricComputations:
-  """Returns the PQ computation for one model and output."""
+    example_weighted: bool = False,
+    name: str = 'pq') -> metric_types.MetricComputations:
+  """Returns the PQ computation for one model and output.
+
+  `name` is the metric's TFMA name: the key a `MetricConfig.threshold`
+  applies to, so it must be one of the reported names (default `pq`).
+  """
   if example_weighted:
     raise ValueError(
         'PanopticQuality counts segments and does not support example '
@@ -352,12 +357,15 @@ def _panoptic_quality_computations(
       panoptic_quality_result(
           PanopticQualityState.zeros(num_category_slots(categories)),
           categories))
+  if name not in names:
+    raise ValueError(f'PanopticQuality name must be one of its metrics, e.g. '
+                     f"'pq'; got {name!r}.")
   keys = {
-      name: metric_types.MetricKey(
-          name=name,
+      metric_name: metric_types.MetricKey(
+          name=metric_name,
           model_name=model_name,
           output_name=output_name,
-          example_weighted=example_weighted) for name in names
+          example_weighted=example_weighted) for metric_name in names
   }
   return [
       metric_types.MetricComputation(
@@ -386,7 +394,8 @@ class PanopticQuality(metric_types.Metric):
   def __init__(self,
                categories: Optional[List[Dict[str, Any]]] = None,
                category_mask_key: str = CATEGORY_MASK_KEY,
-               instance_mask_key: str = INSTANCE_MASK_KEY):
+               instance_mask_key: str = INSTANCE_MASK_KEY,
+               name: str = 'pq'):
     """Initializes the metric.
 
     Args:
@@ -395,12 +404,16 @@ class PanopticQuality(metric_types.Metric):
         `schemas` package.
       category_mask_key: key of the category map in labels and predictions.
       instance_mask_key: key of the instance map in labels and predictions.
+      name: the reported metric that thresholds in this metric's
+        `MetricConfig` apply to (TFMA keys a MetricConfig's threshold by the
+        metric's name).
     """
     super().__init__(
         metric_util.merge_per_key_computations(_panoptic_quality_computations),
         categories=categories,
         category_mask_key=category_mask_key,
-        instance_mask_key=instance_mask_key)
+        instance_mask_key=instance_mask_key,
+        name=name)
 
 
 metric_types.register_metric(PanopticQuality)

@@ -26,7 +26,7 @@ def metric_values_by_model(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
       continue
     for key_and_value in metrics.metric_keys_and_values:
       key = key_and_value.key
-      if key.HasField('is_diff') and key.is_diff:
+      if key.is_diff:
         continue
       value = key_and_value.value
       if value.HasField('double_value'):

@@ -1,0 +1,207 @@
+"""Tests of `maskformer-tfx predict` (COCO panoptic predictions)."""
+
+import argparse
+import io
+import json
+import pathlib
+from typing import Dict, List
+
+import numpy as np
+from panopticapi import evaluation
+from PIL import Image
+import pytest
+import tensorflow as tf
+
+from tfx_pipeline import predict
+from tfx_pipeline.sample_data import decode_segment_ids
+
+# Real sample: 427×640 and 360×640 images.
+REAL_IMAGE_IDS = {142238: (427, 640), 439180: (360, 640)}
+
+
+def _png_ids(path: pathlib.Path) -> np.ndarray:
+  return decode_segment_ids(np.asarray(Image.open(path).convert('RGB')))
+
+
+def _encoded_png(array: np.ndarray) -> bytes:
+  buffer = io.BytesIO()
+  Image.fromarray(array).save(buffer, format='PNG')
+  return buffer.getvalue()
+
+
+def _pad(values: np.ndarray, size: int) -> np.ndarray:
+  padded = np.zeros((size, size) + values.shape[2:], values.dtype)
+  padded[:values.shape[0], :values.shape[1]] = values
+  return padded
+
+
+def _check_files_agree(summary: predict.PredictionSummary,
+                       sizes: Dict[object, tuple]) -> List[dict]:
+  """PNG ids equal JSON ids per image; PNGs at the original sizes; overlays
+  are image | prediction. Returns the annotations."""
+  annotations = json.loads(summary.predictions_json.read_text())[
+      'annotations']
+  assert {a['image_id'] for a in annotations} == set(sizes)
+  for annotation in annotations:
+    height, width = sizes[annotation['image_id']]
+    ids = _png_ids(summary.predictions_dir / annotation['file_name'])
+    assert ids.shape == (height, width)
+    json_ids = [info['id'] for info in annotation['segments_info']]
+    assert len(json_ids) == len(set(json_ids))
+    assert set(np.unique(ids)) - {0} == set(json_ids)
+    for info in annotation['segments_info']:
+      assert set(info) == {'id', 'category_id', 'score', 'isthing'}
+    overlay = Image.open(summary.overlays_dir / annotation['file_name'])
+    assert overlay.size == (2 * width, height)
+  return annotations
+
+
+def test_ground_truth_written_as_predictions_has_pq_one(coco_sample_dir,
+                                                        tmp_path):
+  """Serving outputs built from the real ground truth at S = 640 (no resize
+  for 640-wide images) must give PQ = 1 with the COCO panoptic API."""
+  output_size, num_queries = 640, 64
+  ground_truth = json.loads(
+      (coco_sample_dir / 'panoptic_examples.json').read_text())
+  thing_ids = {c['id'] for c in ground_truth['categories'] if c['isthing']}
+  writer = predict.PredictionWriter(tmp_path)
+  for annotation in ground_truth['annotations']:
+    segment_ids = _png_ids(coco_sample_dir / 'panoptic_examples' /
+                           annotation['file_name'])
+    height, width = segment_ids.shape
+    category = np.zeros((height, width), np.int32)
+    instance = np.zeros((height, width), np.int32)
+    outputs = {'segment_category': np.zeros([num_queries], np.int32),
+               'segment_score': np.zeros([num_queries], np.float32),
+               'segment_is_thing': np.zeros([num_queries], bool),
+               'segment_valid': np.zeros([num_queries], bool)}
+    segments = [s for s in annotation['segments_info'] if not s['iscrowd']]
+    for query, segment in enumerate(segments):
+      pixels = segment_ids == segment['id']
+      is_thing = segment['category_id'] in thing_ids
+      category[pixels] = segment['category_id']
+      instance[pixels] = query + 1 if is_thing else 0
+      outputs['segment_category'][query] = segment['category_id']
+      outputs['segment_score'][query] = 0.9
+      outputs['segment_is_thing'][query] = is_thing
+      outputs['segment_valid'][query] = True
+    outputs.update(
+        category_mask=_pad(category, output_size),
+        instance_mask=_pad(instance, output_size),
+        pixel_valid=_pad(np.ones((height, width), np.int32), output_size),
+        original_size=np.array([height, width], np.int32))
+    stem = pathlib.Path(annotation['file_name']).stem
+    writer.add(predict.InputImage(
+        name=stem, image_id=int(stem),
+        encoded=(coco_sample_dir / 'input_images' / f'{stem}.jpg').read_bytes()),
+               outputs)
+  summary = writer.finish()
+  annotations = _check_files_agree(summary, REAL_IMAGE_IDS)
+  assert sum(len(a['segments_info']) for a in annotations) == sum(
+      1 for a in ground_truth['annotations'] for s in a['segments_info']
+      if not s['iscrowd'])
+
+  results = evaluation.pq_compute(
+      str(coco_sample_dir / 'panoptic_examples.json'),
+      str(summary.predictions_json),
+      gt_folder=str(coco_sample_dir / 'panoptic_examples'),
+      pred_folder=str(summary.predictions_dir))
+  assert results['All']['pq'] == pytest.approx(1.0)
+  assert results['Things']['n'] > 0 and results['Stuff']['n'] > 0
+
+
+def test_segments_that_vanish_at_the_original_size_are_dropped(tmp_path):
+  """A 12×16 image padded to 20×20, shown at an original size of 3×4."""
+  output_size, num_queries, original = 20, 64, (3, 4)
+  rng = np.random.default_rng(5)
+  # Every 2×2 block of the valid region is its own thing segment (48 of them);
+  # the nearest downscale to 3×4 keeps only 12 of them.
+  owner = np.arange(48).reshape(6, 8).repeat(2, axis=0).repeat(2, axis=1)
+  queries = rng.permutation(num_queries)[:48]
+  expected_ids = queries[owner] + 1  # segment id = query + 1
+  outputs = {
+      'category_mask': _pad(np.ones((12, 16), np.int32), output_size),
+      'instance_mask': _pad(expected_ids.astype(np.int32), output_size),
+      'pixel_valid': _pad(np.ones((12, 16), np.int32), output_size),
+      'original_size': np.array(original, np.int32),
+      'segment_category': np.where(np.isin(np.arange(num_queries), queries),
+                                   1, 0).astype(np.int32),
+      'segment_score': np.full([num_queries], 0.5, np.float32),
+      'segment_is_thing': np.isin(np.arange(num_queries), queries),
+      'segment_valid': np.isin(np.arange(num_queries), queries),
+  }
+  image = rng.integers(0, 256, original + (3,), dtype=np.uint8)
+  writer = predict.PredictionWriter(tmp_path)
+  writer.add(predict.InputImage(name='7', image_id=7,
+                                encoded=_encoded_png(image)), outputs)
+  annotations = _check_files_agree(writer.finish(), {7: original})
+
+  # Independent reference: TF's nearest resize (pixel centres).
+  reference = tf.image.resize(expected_ids[..., None], original,
+                              method='nearest').numpy()[..., 0]
+  np.testing.assert_array_equal(_png_ids(tmp_path / 'predictions' / '7.png'),
+                                reference)
+  assert len(annotations[0]['segments_info']) == len(np.unique(reference)) == 12
+
+
+@pytest.fixture(scope='module')
+def trained_model_dir(real_coco_records, tmp_path_factory) -> str:
+  """`maskformer_tiny` (S = 64) trained for 2 steps on the real sample by the
+  Trainer's run_fn and exported, with inference thresholds 0 so that its
+  nearly uniform class scores still give segments."""
+  # pylint: disable=g-import-not-at-top
+  from trainer_module.run_fn import run_fn
+  from trainer_module.run_fn_test import PARAMS_OVERRIDE
+  from trainer_module.run_fn_test import make_fn_args
+  from transform_module import beam_runner
+  # pylint: enable=g-import-not-at-top
+  graph_dir = tmp_path_factory.mktemp('real_transform')
+  beam_runner.run_transform(str(real_coco_records / '*.tfrecord'),
+                            str(graph_dir),
+                            {'output_size': 64, 'num_segment_slots': 20})
+  sample = {'graph': str(graph_dir),
+            'transformed': str(graph_dir / 'transformed_examples-*')}
+  override = dict(PARAMS_OVERRIDE, task=dict(
+      PARAMS_OVERRIDE['task'],
+      evaluation={'object_mask_threshold': 0.0, 'overlap_threshold': 0.0}))
+  fn_args = make_fn_args(sample, tmp_path_factory.mktemp('trainer'),
+                         train_steps=2, params_override=json.dumps(override))
+  run_fn(fn_args)
+  return fn_args.serving_model_dir
+
+
+def test_predictions_of_a_trained_model_pass_the_coco_panoptic_evaluator(
+    trained_model_dir, real_coco_records, coco_sample_dir, tmp_path):
+  from_records = predict.predict(trained_model_dir,
+                                 str(real_coco_records / '*.tfrecord'),
+                                 tmp_path / 'records', batch_size=1)
+
+  parser = argparse.ArgumentParser()
+  predict.add_predict_parser(parser.add_subparsers())
+  args = parser.parse_args([
+      'predict', '--model', trained_model_dir,
+      '--input', str(coco_sample_dir / 'input_images'),
+      '--output', str(tmp_path / 'images')])
+  assert args.handler(args) == 0
+
+  records_annotations = _check_files_agree(from_records, REAL_IMAGE_IDS)
+  assert from_records.num_segments > 0
+  image_dir = tmp_path / 'images'
+  images_annotations = json.loads(
+      (image_dir / predict.PREDICTIONS_JSON).read_text())['annotations']
+  # serving_default (records) and serving_image (files) agree.
+  for from_record in records_annotations:
+    from_image = next(a for a in images_annotations
+                      if a['image_id'] == from_record['image_id'])
+    assert from_image['segments_info'] == from_record['segments_info']
+    np.testing.assert_array_equal(
+        _png_ids(image_dir / predict.PREDICTIONS_DIR /
+                 from_image['file_name']),
+        _png_ids(from_records.predictions_dir / from_record['file_name']))
+
+  results = evaluation.pq_compute(
+      str(coco_sample_dir / 'panoptic_examples.json'),
+      str(from_records.predictions_json),
+      gt_folder=str(coco_sample_dir / 'panoptic_examples'),
+      pred_folder=str(from_records.predictions_dir))
+  assert 0.0 <= results['All']['pq'] <= 1.0

@@ -1,0 +1,295 @@
+"""Tests of the SavedModel export and its serving signatures."""
+
+import io
+import json
+import os
+import pathlib
+import subprocess
+import sys
+from typing import Dict, List
+
+import numpy as np
+from PIL import Image
+import pytest
+import tensorflow as tf
+
+from official.core import exp_factory
+from trainer_module import export
+from trainer_module.modeling import factory
+from trainer_module.ops.panoptic_inference import panoptic_inference
+# Registers the experiments.
+from trainer_module.configs import maskformer as _maskformer_configs  # pylint: disable=unused-import
+# The transformed synthetic sample (S = 64, N = 8) of the run_fn tests.
+from trainer_module.run_fn_test import NUM_SEGMENT_SLOTS
+from trainer_module.run_fn_test import OUTPUT_SIZE
+from trainer_module.run_fn_test import transformed_sample  # pylint: disable=unused-import
+from transform_module import beam_runner
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+# Reference (detectron2) pixel normalisation.
+PIXEL_MEAN = np.array([123.675, 116.28, 103.53], np.float32)
+PIXEL_STD = np.array([58.395, 57.12, 57.375], np.float32)
+PROJECT_PACKAGES = ('trainer_module', 'transform_module', 'tfx_pipeline',
+                    'schemas', 'runners')
+SEGMENT_KEYS = ('segment_category', 'segment_score', 'segment_is_thing',
+                'segment_valid')
+MAP_KEYS = ('category_mask', 'instance_mask', 'pixel_valid')
+
+
+def _example(features: Dict[str, object]) -> bytes:
+  feature = {}
+  for key, value in features.items():
+    if isinstance(value, bytes):
+      feature[key] = tf.train.Feature(bytes_list=tf.train.BytesList(
+          value=[value]))
+    else:
+      feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(
+          value=[value]))
+  return tf.train.Example(features=tf.train.Features(
+      feature=feature)).SerializeToString()
+
+
+def _image_features(serialized: bytes) -> Dict[str, object]:
+  features = tf.train.Example.FromString(serialized).features.feature
+  return {key: features[key].bytes_list.value[0]
+          for key in ('image/encoded', 'image/source_id')}
+
+
+def _non_square_png() -> bytes:
+  """A 37×64 RGB PNG: its transformed image has 27 rows of padding."""
+  rng = np.random.default_rng(3)
+  buffer = io.BytesIO()
+  Image.fromarray(rng.integers(0, 256, (37, 64, 3), dtype=np.uint8)).save(
+      buffer, format='PNG')
+  return buffer.getvalue()
+
+
+@pytest.fixture(scope='module')
+def labelled_records(transformed_sample) -> List[bytes]:
+  """The raw TFMG records of the synthetic sample (with labels)."""
+  files = sorted(tf.io.gfile.glob(transformed_sample['raw']))
+  return [record.numpy() for record in tf.data.TFRecordDataset(files)][:4]
+
+
+@pytest.fixture(scope='module')
+def serving_examples(labelled_records) -> List[bytes]:
+  """Image-only examples: the sample's images and a non-square PNG."""
+  examples = [_example(_image_features(record))
+              for record in labelled_records]
+  examples.append(_example({'image/encoded': _non_square_png(),
+                            'image/source_id': b'non_square'}))
+  return examples
+
+
+@pytest.fixture(scope='module')
+def exported(transformed_sample, tmp_path_factory):
+  """An untrained `maskformer_tiny` at S = 64, exported with thresholds 0 (so
+  that random weights still give segments); returns (model, dir)."""
+  params = exp_factory.get_exp_config('maskformer_tiny')
+  params.override({
+      'task': {
+          'model': {'input_size': [OUTPUT_SIZE, OUTPUT_SIZE, 3]},
+          'train_data': {'output_size': OUTPUT_SIZE,
+                         'num_segment_slots': NUM_SEGMENT_SLOTS},
+          'validation_data': {'output_size': OUTPUT_SIZE,
+                              'num_segment_slots': NUM_SEGMENT_SLOTS},
+          'evaluation': {'object_mask_threshold': 0.0,
+                         'overlap_threshold': 0.0},
+      }})
+  work_dir = tmp_path_factory.mktemp('export')
+  tf.random.set_seed(1)
+  model = factory.build_maskformer_model(params.task.model)
+  model(tf.zeros([1, OUTPUT_SIZE, OUTPUT_SIZE, 3]), training=False)
+  checkpoint = tf.train.Checkpoint(model=model).write(
+      str(work_dir / 'ckpt' / 'ckpt-1'))
+  export_dir = export.export_saved_model(
+      params, checkpoint, transformed_sample['graph'],
+      str(work_dir / 'saved_model'))
+  return model, export_dir
+
+
+@pytest.fixture(scope='module')
+def loaded(exported):
+  return tf.saved_model.load(exported[1])
+
+
+def _numpy(outputs: Dict[str, tf.Tensor]) -> Dict[str, np.ndarray]:
+  return {key: value.numpy() for key, value in outputs.items()}
+
+
+def _reference_outputs(model, transform_dir: str,
+                       examples: List[bytes]) -> Dict[str, np.ndarray]:
+  """Eager pipeline: tf.Transform's own apply, numpy normalisation, the
+  in-memory model and panoptic inference at S (thresholds 0)."""
+  import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
+  from schemas import load_categories  # pylint: disable=g-import-not-at-top
+  raw = tf.io.parse_example(
+      examples, {key: tf.io.FixedLenFeature([], tf.string)
+                 for key in ('image/encoded', 'image/source_id')})
+  transformed = _numpy(tft.TFTransformOutput(
+      transform_dir).transform_raw_features(raw, drop_unused_features=True))
+  valid = transformed['pixel_valid'] > 0
+  images = np.where(valid[..., None],
+                    (transformed['image'] - PIXEL_MEAN) / PIXEL_STD, 0.0)
+  outputs = model(tf.constant(images, tf.float32), training=False)
+  mask_logits = tf.image.resize(outputs['mask_logits'],
+                                [OUTPUT_SIZE, OUTPUT_SIZE], method='bilinear')
+  categories = load_categories()
+  result = _numpy(panoptic_inference(
+      outputs['class_logits'], mask_logits,
+      thing_class_mask=[c['isthing'] == 1 for c in categories],
+      category_ids=[c['id'] for c in categories],
+      object_mask_threshold=0.0, overlap_threshold=0.0,
+      pixel_valid=transformed['pixel_valid']))
+  result['pixel_valid'] = transformed['pixel_valid']
+  result['original_size'] = transformed['original_size']
+  return result
+
+
+def test_serving_default_outputs_have_static_shapes_and_dtypes(
+    loaded, serving_examples):
+  outputs = loaded.signatures[export.SERVING_DEFAULT](
+      examples=tf.constant(serving_examples))
+  batch = len(serving_examples)
+  num_queries = 20  # maskformer_tiny
+  expected = {
+      'category_mask': (tf.int32, [batch, OUTPUT_SIZE, OUTPUT_SIZE]),
+      'instance_mask': (tf.int32, [batch, OUTPUT_SIZE, OUTPUT_SIZE]),
+      'pixel_valid': (tf.int32, [batch, OUTPUT_SIZE, OUTPUT_SIZE]),
+      'segment_category': (tf.int32, [batch, num_queries]),
+      'segment_score': (tf.float32, [batch, num_queries]),
+      'segment_is_thing': (tf.bool, [batch, num_queries]),
+      'segment_valid': (tf.bool, [batch, num_queries]),
+      'original_size': (tf.int32, [batch, 2]),
+      'source_id': (tf.string, [batch]),
+  }
+  assert {key: (value.dtype, value.shape.as_list())
+          for key, value in outputs.items()} == expected
+  signature = loaded.signatures[export.SERVING_DEFAULT]
+  for key, (dtype, shape) in expected.items():
+    assert signature.structured_outputs[key].dtype == dtype
+    assert signature.structured_outputs[key].shape.as_list() == [None] + (
+        shape[1:])
+
+
+def test_serving_default_matches_an_eager_reference(exported, loaded,
+                                                    serving_examples,
+                                                    transformed_sample):
+  model, _ = exported
+  served = _numpy(loaded.signatures[export.SERVING_DEFAULT](
+      examples=tf.constant(serving_examples)))
+  reference = _reference_outputs(model, transformed_sample['graph'],
+                                 serving_examples)
+  assert served['segment_valid'].any()
+  for key in MAP_KEYS + ('segment_category', 'segment_is_thing',
+                         'segment_valid', 'original_size'):
+    agreement = np.mean(served[key] == reference[key])
+    assert agreement >= 0.995, key
+  np.testing.assert_allclose(served['segment_score'],
+                             reference['segment_score'], atol=1e-4)
+
+  # The non-square image: its decoded size, and padding is void.
+  decoded = Image.open(io.BytesIO(_non_square_png()))
+  assert served['original_size'][-1].tolist() == [decoded.height,
+                                                  decoded.width]
+  assert served['source_id'][-1] == b'non_square'
+  padding = served['pixel_valid'][-1] == 0
+  assert padding[37:].all() and not padding[:37].any()
+  assert (served['category_mask'][-1][padding] == 0).all()
+  assert (served['instance_mask'][-1][padding] == 0).all()
+
+
+def test_serving_image_agrees_with_serving_default(loaded, serving_examples):
+  images = [_image_features(example)['image/encoded']
+            for example in serving_examples]
+  from_examples = _numpy(loaded.signatures[export.SERVING_DEFAULT](
+      examples=tf.constant(serving_examples)))
+  from_images = _numpy(loaded.signatures[export.SERVING_IMAGE](
+      images=tf.constant(images)))
+  del from_examples['source_id'], from_images['source_id']
+  for key, value in from_examples.items():
+    np.testing.assert_array_equal(from_images[key], value, err_msg=key)
+
+
+def test_label_features_are_not_needed_and_do_not_change_predictions(
+    loaded, labelled_records, serving_examples):
+  with_labels = _numpy(loaded.signatures[export.SERVING_DEFAULT](
+      examples=tf.constant(labelled_records)))
+  without_labels = _numpy(loaded.signatures[export.SERVING_DEFAULT](
+      examples=tf.constant(serving_examples[:len(labelled_records)])))
+  for key, value in with_labels.items():
+    np.testing.assert_array_equal(without_labels[key], value, err_msg=key)
+
+
+def test_transform_labels_match_the_materialized_transform(
+    loaded, labelled_records, transformed_sample):
+  labels = _numpy(loaded.signatures[export.TRANSFORM_LABELS](
+      examples=tf.constant(labelled_records)))
+  assert set(labels) == {'category_mask', 'instance_mask'}
+  materialized = beam_runner.read_transformed_examples(
+      transformed_sample['graph'])
+  for index, record in enumerate(labelled_records):
+    source_id = _image_features(record)['image/source_id'].decode()
+    for key in ('category_mask', 'instance_mask'):
+      assert labels[key].dtype == np.int32
+      np.testing.assert_array_equal(labels[key][index],
+                                    materialized[source_id][key])
+
+
+_ISOLATED_CHILD = r'''
+import importlib.util, json, sys
+# Forget the editable install of this project (its .pth finder) and the
+# repository itself: only the virtualenv's third-party packages stay.
+sys.meta_path[:] = [finder for finder in sys.meta_path
+                    if not getattr(finder, '__module__', '').startswith('__editable__')]
+sys.path_hooks[:] = [hook for hook in sys.path_hooks
+                     if not getattr(hook, '__module__', '').startswith('__editable__')]
+repo_root = sys.argv[1]
+sys.path[:] = [entry for entry in sys.path
+               if '__editable__' not in entry and entry.rstrip('/') != repo_root]
+sys.path_importer_cache.clear()
+packages = json.loads(sys.argv[2])
+importable = [name for name in packages if importlib.util.find_spec(name)]
+assert not importable, importable
+import numpy as np
+import tensorflow as tf
+loaded = tf.saved_model.load(sys.argv[3])
+examples = tf.constant([bytes.fromhex(h) for h in json.loads(sys.argv[4])])
+images = tf.constant([bytes.fromhex(h) for h in json.loads(sys.argv[5])])
+results = {}
+for name, kwargs in (('serving_default', {'examples': examples}),
+                     ('serving_image', {'images': images})):
+  for key, value in loaded.signatures[name](**kwargs).items():
+    if value.dtype != tf.string:
+      results[f'{name}/{key}'] = value.numpy()
+loaded_modules = sorted({name.split('.')[0] for name in sys.modules} &
+                        set(packages + ['official', 'tensorflow_transform', 'tfx']))
+assert not loaded_modules, loaded_modules
+np.savez(sys.argv[6], **results)
+'''
+
+
+def test_saved_model_serves_in_a_process_without_this_project(
+    exported, loaded, serving_examples, tmp_path):
+  images = [_image_features(example)['image/encoded']
+            for example in serving_examples]
+  result_file = tmp_path / 'outputs.npz'
+  env = {key: value for key, value in os.environ.items()
+         if key != 'PYTHONPATH'}
+  env['TF_CPP_MIN_LOG_LEVEL'] = '2'
+  completed = subprocess.run(
+      [sys.executable, '-I', '-c', _ISOLATED_CHILD, str(REPO_ROOT),
+       json.dumps(list(PROJECT_PACKAGES)), exported[1],
+       json.dumps([example.hex() for example in serving_examples]),
+       json.dumps([image.hex() for image in images]), str(result_file)],
+      cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+  assert completed.returncode == 0, completed.stderr[-3000:]
+
+  isolated = np.load(result_file)
+  for name, kwargs in (
+      (export.SERVING_DEFAULT, {'examples': tf.constant(serving_examples)}),
+      (export.SERVING_IMAGE, {'images': tf.constant(images)})):
+    here = _numpy(loaded.signatures[name](**kwargs))
+    for key in MAP_KEYS + SEGMENT_KEYS + ('original_size',):
+      np.testing.assert_allclose(isolated[f'{name}/{key}'], here[key],
+                                 atol=1e-6, err_msg=f'{name}/{key}')

@@ -1,0 +1,271 @@
+"""TFX Trainer entry point (`GenericExecutor`): `run_fn(fn_args)`.
+
+`run_fn` builds a TF Model Garden (TFMG) experiment config from the Trainer's
+`custom_config` and `fn_args`, trains and evaluates it with TFMG's own loop
+(`official.core.train_lib.run_experiment`, Orbit) and exports a SavedModel
+with the serving signatures of `trainer_module.export` to
+`fn_args.serving_model_dir`.
+
+`custom_config` keys (all optional):
+  experiment: registered TFMG experiment name (default `maskformer_tiny`).
+  params_override: YAML/JSON string (or YAML file) overriding the experiment,
+    e.g. runtime.distribution_strategy='tpu' and runtime.tpu='local'.
+  output_size, num_segment_slots: S and N of the Transform; checked against
+    the transform graph, whose values are used when these are absent.
+  materialized: True when the examples are Transform's transformed examples,
+    False when they are raw TFMG examples that the transform graph turns into
+    model inputs on the fly; detected from the first record when absent.
+  compression_type: of the example files (default GZIP, what ExampleGen and
+    Transform write).
+  checkpoint_dir: stable directory for resumable checkpoints (see below).
+  run_key: name of this training run under `checkpoint_dir` (default: the
+    experiment name and a fingerprint of the training-relevant config).
+
+Resuming. TFX gives every Trainer execution a new `model_run_dir`, so a rerun
+after an interruption would start from step 0 if checkpoints lived there.
+With `checkpoint_dir` set, the TFMG model directory (checkpoints, written
+every `trainer.checkpoint_interval` steps) is `checkpoint_dir/<run key>`,
+which stays the same across executions: TFMG's CheckpointManager restores the
+latest checkpoint there and training continues from its step. The run key
+fingerprints the config without input paths and step counts (which change
+between executions or may be raised to train longer); a different model,
+data or optimizer config therefore starts a new run. Without
+`checkpoint_dir`, checkpoints go to `model_run_dir` (resuming only within
+one execution). TensorBoard summaries (losses of every output, learning
+rate, PQ at evaluation) and `params.yaml` are always written to
+`model_run_dir`.
+"""
+
+import copy
+import hashlib
+import json
+import os
+from typing import Any, Dict, Mapping, Optional, Sequence
+
+from absl import logging
+import orbit
+import tensorflow as tf
+
+from official.common import distribute_utils
+from official.core import config_definitions as cfg
+from official.core import exp_factory
+from official.core import task_factory
+from official.core import train_lib
+from official.core import train_utils
+from official.modeling import hyperparams
+from official.modeling import performance
+from trainer_module import export
+# Registers the experiments and the task (explicitly: `trainer_module` may be
+# imported as a namespace package by a stale editable install).
+from trainer_module.configs import maskformer as _maskformer_configs  # pylint: disable=unused-import
+from trainer_module.tasks import maskformer as _maskformer_task  # pylint: disable=unused-import
+
+DEFAULT_EXPERIMENT = 'maskformer_tiny'
+DEFAULT_COMPRESSION_TYPE = 'GZIP'
+# A raw TFMG record has this feature; a transformed example does not.
+RAW_IMAGE_FEATURE = 'image/encoded'
+TRAIN_SUMMARY_SUBDIR = 'train'
+
+
+def _join_patterns(patterns: Sequence[str]) -> str:
+  """TFMG's `input_path` form of a list of file patterns."""
+  if not patterns:
+    raise ValueError('The Trainer got no example files (fn_args.train_files '
+                     'or fn_args.eval_files is empty).')
+  return ','.join(patterns)
+
+
+def records_are_transformed(patterns: Sequence[str],
+                            compression_type: str) -> bool:
+  """Whether the first record of `patterns` is a transformed example."""
+  files = sorted(name for pattern in patterns
+                 for name in tf.io.gfile.glob(pattern))
+  if not files:
+    raise ValueError(f'No example files match {list(patterns)}.')
+  dataset = tf.data.TFRecordDataset(files, compression_type=compression_type)
+  for record in dataset.take(1):
+    example = tf.train.Example.FromString(record.numpy())
+    return RAW_IMAGE_FEATURE not in example.features.feature
+  raise ValueError(f'The example files {files} hold no record.')
+
+
+def _transform_sizes(transform_output_dir: str) -> Dict[str, int]:
+  """S and N of the transform graph in `transform_output_dir`."""
+  import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
+  spec = tft.TFTransformOutput(transform_output_dir).transformed_feature_spec()
+  return {'output_size': int(spec['image'].shape[0]),
+          'num_segment_slots': int(spec['segment_classes'].shape[0])}
+
+
+def _data_sizes(custom_config: Mapping[str, Any],
+                transform_output_dir: Optional[str],
+                params: cfg.ExperimentConfig) -> Dict[str, int]:
+  """S and N: from the transform graph, else custom_config, else params."""
+  sizes = {'output_size': params.task.train_data.output_size,
+           'num_segment_slots': params.task.train_data.num_segment_slots}
+  requested = {key: int(custom_config[key]) for key in sizes
+               if custom_config.get(key) is not None}
+  sizes.update(requested)
+  if transform_output_dir:
+    graph_sizes = _transform_sizes(transform_output_dir)
+    for key, value in requested.items():
+      if value != graph_sizes[key]:
+        raise ValueError(
+            f'custom_config {key}={value} differs from the transform graph in '
+            f'{transform_output_dir} ({key}={graph_sizes[key]}).')
+    sizes.update(graph_sizes)
+  return sizes
+
+
+def _transform_output_dir(fn_args: Any) -> Optional[str]:
+  return (getattr(fn_args, 'transform_output', None) or
+          getattr(fn_args, 'transform_graph_path', None))
+
+
+def build_experiment_config(fn_args: Any) -> cfg.ExperimentConfig:
+  """The validated, locked experiment config of a Trainer execution.
+
+  Starts from the registered experiment, applies `params_override`, then the
+  data files, transform graph, sizes and step counts of `fn_args`.
+
+  Args:
+    fn_args: TFX `FnArgs` (train_files, eval_files, transform_output /
+      transform_graph_path, train_steps, eval_steps, custom_config).
+  """
+  custom_config = dict(fn_args.custom_config or {})
+  params = exp_factory.get_exp_config(
+      custom_config.get('experiment') or DEFAULT_EXPERIMENT)
+  params = hyperparams.override_params_dict(
+      params, custom_config.get('params_override') or '', is_strict=True)
+
+  compression_type = custom_config.get('compression_type',
+                                       DEFAULT_COMPRESSION_TYPE)
+  transform_output_dir = _transform_output_dir(fn_args)
+  materialized = custom_config.get('materialized')
+  if materialized is None:
+    materialized = records_are_transformed(fn_args.train_files,
+                                           compression_type)
+  if not materialized and not transform_output_dir:
+    raise ValueError('The examples are raw TFMG records but the Trainer has '
+                     'no transform graph (fn_args.transform_output).')
+  sizes = _data_sizes(custom_config, transform_output_dir, params)
+  data_override = dict(
+      compression_type=compression_type,
+      transform_graph_dir='' if materialized else transform_output_dir,
+      **sizes)
+  trainer_override = {}
+  if fn_args.train_steps:
+    trainer_override['train_steps'] = int(fn_args.train_steps)
+  if fn_args.eval_steps:
+    trainer_override['validation_steps'] = int(fn_args.eval_steps)
+  size = sizes['output_size']
+  params.override({
+      'task': {
+          'model': {'input_size': [size, size, 3]},
+          'train_data': dict(data_override,
+                             input_path=_join_patterns(fn_args.train_files)),
+          'validation_data': dict(
+              data_override, input_path=_join_patterns(fn_args.eval_files)),
+      },
+      'trainer': trainer_override,
+  }, is_strict=True)
+  params.validate()
+  params.lock()
+  return params
+
+
+def run_key(params: cfg.ExperimentConfig) -> str:
+  """Names a training run by what determines its checkpoints.
+
+  A fingerprint of the task and optimizer config, without the input paths,
+  transform graph location (new per TFX execution) and step counts.
+  """
+  config = copy.deepcopy(params.as_dict())
+  for data in ('train_data', 'validation_data'):
+    config['task'][data].pop('input_path', None)
+    config['task'][data].pop('transform_graph_dir', None)
+  relevant = {'task': config['task'],
+              'optimizer_config': config['trainer']['optimizer_config']}
+  digest = hashlib.sha256(
+      json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
+  return digest[:16]
+
+
+def checkpoint_dir_of(fn_args: Any, params: cfg.ExperimentConfig) -> str:
+  """The TFMG model directory (checkpoints) of a Trainer execution."""
+  custom_config = fn_args.custom_config or {}
+  base = custom_config.get('checkpoint_dir')
+  if not base:
+    return fn_args.model_run_dir
+  experiment = custom_config.get('experiment') or DEFAULT_EXPERIMENT
+  key = custom_config.get('run_key') or f'{experiment}-{run_key(params)}'
+  return os.path.join(base, key)
+
+
+def train_and_evaluate(params: cfg.ExperimentConfig, model_dir: str,
+                       summary_dir: str) -> Mapping[str, Any]:
+  """Trains and evaluates with TFMG's `run_experiment` ('train_and_eval').
+
+  Args:
+    params: The experiment config.
+    model_dir: TFMG model directory: checkpoints are written there and the
+      latest one is restored before training.
+    summary_dir: Where TensorBoard summaries go (`train/`, and the
+      validation subdirectory of `params.trainer`).
+
+  Returns:
+    The evaluation logs of the last evaluation.
+  """
+  if params.runtime.mixed_precision_dtype:
+    performance.set_mixed_precision_policy(
+        params.runtime.mixed_precision_dtype)
+  strategy = distribute_utils.get_distribution_strategy(
+      distribution_strategy=params.runtime.distribution_strategy,
+      all_reduce_alg=params.runtime.all_reduce_alg,
+      num_gpus=params.runtime.num_gpus,
+      tpu_address=params.runtime.tpu)
+  with strategy.scope():
+    task = task_factory.get_task(params.task, logging_dir=summary_dir)
+  # step=None: the summaries take Orbit's default step, the global step.
+  summary_manager = orbit.utils.SummaryManager(
+      os.path.join(summary_dir, TRAIN_SUMMARY_SUBDIR), tf.summary.scalar)
+  eval_summary_manager = orbit.utils.SummaryManager(
+      os.path.join(summary_dir, params.trainer.validation_summary_subdir),
+      tf.summary.scalar)
+  _, eval_logs = train_lib.run_experiment(
+      distribution_strategy=strategy,
+      task=task,
+      mode='train_and_eval',
+      params=params,
+      model_dir=model_dir,
+      run_post_eval=False,
+      summary_manager=summary_manager,
+      eval_summary_manager=eval_summary_manager)
+  return eval_logs
+
+
+def run_fn(fn_args: Any) -> None:
+  """TFX Trainer `run_fn`: train, evaluate and export MaskFormer.
+
+  Args:
+    fn_args: TFX `FnArgs`; see the module docstring for `custom_config`.
+  """
+  params = build_experiment_config(fn_args)
+  model_dir = checkpoint_dir_of(fn_args, params)
+  logging.info('MaskFormer checkpoints: %s; summaries: %s', model_dir,
+               fn_args.model_run_dir)
+  train_utils.serialize_config(params, fn_args.model_run_dir)
+  if model_dir != fn_args.model_run_dir:
+    train_utils.serialize_config(params, model_dir)
+  train_and_evaluate(params, model_dir, fn_args.model_run_dir)
+
+  checkpoint_path = tf.train.latest_checkpoint(model_dir)
+  if not checkpoint_path:
+    raise ValueError(f'Training wrote no checkpoint to {model_dir}.')
+  transform_output_dir = _transform_output_dir(fn_args)
+  if not transform_output_dir:
+    raise ValueError('Export needs the transform graph '
+                     '(fn_args.transform_output).')
+  export.export_saved_model(params, checkpoint_path, transform_output_dir,
+                            fn_args.serving_model_dir)
+

@@ -1,0 +1,250 @@
+"""Tests of the TFX Trainer `run_fn`: TFMG training, summaries, resume, export.
+
+A small synthetic sample (64×64 images) is transformed with tf.Transform on
+Beam at S = 64; `maskformer_tiny` trains for a few steps on it.
+"""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+import pytest
+import tensorflow as tf
+from tfx.components.trainer import fn_args_utils
+
+from trainer_module import export
+from trainer_module.run_fn import build_experiment_config
+from trainer_module.run_fn import checkpoint_dir_of
+from trainer_module.run_fn import run_fn
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+OUTPUT_SIZE = 64
+NUM_SEGMENT_SLOTS = 8
+# Small batches, one step per loop, a summary and a checkpoint every step.
+PARAMS_OVERRIDE = {
+    'task': {'train_data': {'global_batch_size': 2},
+             'validation_data': {'global_batch_size': 3}},
+    'trainer': {'steps_per_loop': 1, 'summary_interval': 1,
+                'checkpoint_interval': 1, 'validation_interval': 1000},
+}
+KILL_AFTER_STEP = 3
+STARTUP_TIMEOUT_S = 600
+
+
+@pytest.fixture(scope='module')
+def transformed_sample(synthetic_sample, tmp_path_factory) -> Dict[str, str]:
+  """The synthetic sample transformed at S = 64 with a TFX-like layout.
+
+  Returns paths: `graph` (transform output, with the raw metadata that TFX's
+  Transform writes beside the graph), `transformed` (GZIP transformed
+  examples) and `raw` (the uncompressed raw TFMG records).
+  """
+  # pylint: disable=g-import-not-at-top
+  import tensorflow_transform as tft
+  from tensorflow_transform.tf_metadata import dataset_metadata
+  from tensorflow_transform.tf_metadata import metadata_io
+  from tensorflow_transform.tf_metadata import schema_utils
+  from transform_module import beam_runner
+  from transform_module import preprocessing
+  # pylint: enable=g-import-not-at-top
+  graph_dir = tmp_path_factory.mktemp('transform_output')
+  raw_pattern = str(synthetic_sample / 'tfrecords' / '*.tfrecord')
+  beam_runner.run_transform(
+      raw_pattern, str(graph_dir),
+      {'output_size': OUTPUT_SIZE, 'num_segment_slots': NUM_SEGMENT_SLOTS})
+  metadata_io.write_metadata(
+      dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(
+          preprocessing.raw_feature_spec())),
+      str(graph_dir / tft.TFTransformOutput.RAW_METADATA_DIR))
+  return {
+      'graph': str(graph_dir),
+      'transformed': str(graph_dir /
+                         f'{beam_runner.TRANSFORMED_EXAMPLES_PREFIX}-*'),
+      'raw': raw_pattern,
+  }
+
+
+def make_fn_args(sample: Dict[str, str], work_dir: pathlib.Path,
+                 train_steps: int, materialized: Optional[bool] = True,
+                 **custom_config: Any) -> fn_args_utils.FnArgs:
+  """FnArgs as TFX's GenericExecutor fills them."""
+  files = [sample['transformed'] if materialized in (True, None)
+           else sample['raw']]
+  config = {'experiment': 'maskformer_tiny',
+            'params_override': json.dumps(PARAMS_OVERRIDE)}
+  if materialized is not None:
+    config['materialized'] = materialized
+  if materialized is False:
+    config['compression_type'] = ''
+  config.update(custom_config)
+  return fn_args_utils.FnArgs(
+      train_files=files, eval_files=files, train_steps=train_steps,
+      eval_steps=1, transform_output=sample['graph'],
+      model_run_dir=str(work_dir / 'model_run'),
+      serving_model_dir=str(work_dir / 'serving_model'),
+      custom_config=config)
+
+
+def scalar_steps(event_dir: pathlib.Path) -> Dict[str, List[int]]:
+  """{tag: steps} of the scalar summaries written under `event_dir`."""
+  steps: Dict[str, List[int]] = {}
+  for path in event_dir.glob('events.out.tfevents.*'):
+    for event in tf.compat.v1.train.summary_iterator(str(path)):
+      for value in event.summary.value:
+        steps.setdefault(value.tag, []).append(int(event.step))
+  return steps
+
+
+def checkpoint_step(model_dir: str) -> int:
+  """Global step of the latest checkpoint in `model_dir` (0 if none)."""
+  path = tf.train.latest_checkpoint(model_dir)
+  return int(path.rsplit('-', 1)[-1]) if path else 0
+
+
+def _run_fn_in_subprocess(fn_args: fn_args_utils.FnArgs) -> subprocess.Popen:
+  """Starts `run_fn(fn_args)` in a child process."""
+  arguments = {name: getattr(fn_args, name) for name in (
+      'train_files', 'eval_files', 'train_steps', 'eval_steps',
+      'transform_output', 'model_run_dir', 'serving_model_dir',
+      'custom_config')}
+  code = ('import json, sys\n'
+          'from tfx.components.trainer import fn_args_utils\n'
+          'from trainer_module.run_fn import run_fn\n'
+          'run_fn(fn_args_utils.FnArgs(**json.loads(sys.argv[1])))\n')
+  env = dict(os.environ, TF_USE_LEGACY_KERAS='1', TF_CPP_MIN_LOG_LEVEL='2')
+  return subprocess.Popen(
+      [sys.executable, '-c', code, json.dumps(arguments)], cwd=REPO_ROOT,
+      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_killed_training_resumes_from_its_last_checkpoint(transformed_sample,
+                                                          tmp_path):
+  checkpoint_root = tmp_path / 'checkpoints'
+  first = make_fn_args(transformed_sample, tmp_path / 'execution_1',
+                       train_steps=100_000,
+                       checkpoint_dir=str(checkpoint_root))
+  model_dir = checkpoint_dir_of(
+      first, build_experiment_config(first))
+  process = _run_fn_in_subprocess(first)
+  try:
+    deadline = time.time() + STARTUP_TIMEOUT_S
+    while checkpoint_step(model_dir) < KILL_AFTER_STEP:
+      if process.poll() is not None:
+        pytest.fail('run_fn exited early: ' +
+                    process.stderr.read().decode()[-3000:])
+      if time.time() > deadline:
+        pytest.fail(f'No checkpoint of step {KILL_AFTER_STEP} after '
+                    f'{STARTUP_TIMEOUT_S} s.')
+      time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+  finally:
+    process.kill()
+    process.wait()
+  killed_at = checkpoint_step(model_dir)
+  assert killed_at >= KILL_AFTER_STEP
+
+  # TFX reruns the Trainer as a new execution with a new model_run_dir.
+  second = make_fn_args(transformed_sample, tmp_path / 'execution_2',
+                        train_steps=killed_at + 2,
+                        checkpoint_dir=str(checkpoint_root))
+  assert checkpoint_dir_of(
+      second, build_experiment_config(second)) == model_dir
+  run_fn(second)
+
+  assert checkpoint_step(model_dir) == killed_at + 2
+  model_run_dir = pathlib.Path(second.model_run_dir)
+  train_steps = scalar_steps(model_run_dir / 'train')
+  # Only the two remaining steps ran: no restart from step 0.
+  assert sorted(train_steps['total_loss']) == [killed_at + 1, killed_at + 2]
+  for tag in ('loss_ce', 'loss_mask', 'loss_dice', 'loss_ce_0',
+              'loss_mask_0', 'loss_dice_0', 'learning_rate'):
+    assert tag in train_steps, sorted(train_steps)
+  eval_steps = scalar_steps(model_run_dir / 'validation')
+  for tag in ('pq', 'pq_things', 'pq_stuff', 'validation_loss'):
+    assert eval_steps[tag] == [killed_at + 2], sorted(eval_steps)
+  assert (model_run_dir / 'params.yaml').exists()
+  loaded = tf.saved_model.load(second.serving_model_dir)
+  assert set(loaded.signatures) == {export.SERVING_DEFAULT,
+                                    export.SERVING_IMAGE,
+                                    export.TRANSFORM_LABELS}
+
+
+def test_run_fn_trains_on_raw_examples_through_the_transform_graph(
+    transformed_sample, tmp_path):
+  fn_args = make_fn_args(transformed_sample, tmp_path, train_steps=2,
+                         materialized=None, compression_type='')
+  fn_args.train_files = fn_args.eval_files = [transformed_sample['raw']]
+  run_fn(fn_args)
+
+  # Without checkpoint_dir the checkpoints live in model_run_dir.
+  assert checkpoint_step(fn_args.model_run_dir) == 2
+  params = build_experiment_config(fn_args)
+  assert params.task.train_data.transform_graph_dir == transformed_sample[
+      'graph']
+  eval_steps = scalar_steps(pathlib.Path(fn_args.model_run_dir) /
+                            'validation')
+  assert eval_steps['pq'] == [2]
+  assert tf.saved_model.contains_saved_model(fn_args.serving_model_dir)
+
+
+def test_experiment_config_takes_files_sizes_and_steps_from_fn_args(
+    transformed_sample, tmp_path):
+  materialized = build_experiment_config(make_fn_args(
+      transformed_sample, tmp_path, train_steps=7, materialized=None))
+  raw = build_experiment_config(make_fn_args(
+      transformed_sample, tmp_path, train_steps=7, materialized=False))
+
+  for params, files, graph_dir in (
+      (materialized, transformed_sample['transformed'], ''),
+      (raw, transformed_sample['raw'], transformed_sample['graph'])):
+    assert params.trainer.train_steps == 7
+    assert params.trainer.validation_steps == 1
+    assert list(params.task.model.input_size) == [OUTPUT_SIZE, OUTPUT_SIZE, 3]
+    for data in (params.task.train_data, params.task.validation_data):
+      assert data.input_path == files
+      assert data.transform_graph_dir == graph_dir
+      assert data.output_size == OUTPUT_SIZE
+      assert data.num_segment_slots == NUM_SEGMENT_SLOTS
+  assert materialized.task.train_data.compression_type == 'GZIP'
+  assert raw.task.train_data.compression_type == ''
+
+
+def test_sizes_that_contradict_the_transform_graph_are_rejected(
+    transformed_sample, tmp_path):
+  fn_args = make_fn_args(transformed_sample, tmp_path, train_steps=1,
+                         output_size=2 * OUTPUT_SIZE)
+  with pytest.raises(ValueError, match='output_size=128 differs'):
+    build_experiment_config(fn_args)
+
+
+def test_run_key_ignores_paths_and_steps_but_not_the_model(
+    transformed_sample, tmp_path):
+
+  def checkpoint_dir(fn_args):
+    return checkpoint_dir_of(
+        fn_args, build_experiment_config(fn_args))
+
+  base = make_fn_args(transformed_sample, tmp_path / 'a', train_steps=5,
+                      checkpoint_dir=str(tmp_path / 'ckpt'))
+  other_execution = make_fn_args(transformed_sample, tmp_path / 'b',
+                                 train_steps=9,
+                                 checkpoint_dir=str(tmp_path / 'ckpt'))
+  other_execution.train_files = [transformed_sample['transformed'] + '*']
+  other_model = make_fn_args(
+      transformed_sample, tmp_path / 'a', train_steps=5,
+      checkpoint_dir=str(tmp_path / 'ckpt'),
+      params_override=json.dumps(
+          dict(PARAMS_OVERRIDE, task=dict(PARAMS_OVERRIDE['task'],
+                                          model={'hidden_size': 32}))))
+  named = make_fn_args(transformed_sample, tmp_path / 'a', train_steps=5,
+                       checkpoint_dir=str(tmp_path / 'ckpt'), run_key='mine')
+
+  assert checkpoint_dir(base) == checkpoint_dir(other_execution)
+  assert checkpoint_dir(base) != checkpoint_dir(other_model)
+  assert checkpoint_dir(named) == str(tmp_path / 'ckpt' / 'mine')
+  assert pathlib.Path(checkpoint_dir(base)).parent == tmp_path / 'ckpt'

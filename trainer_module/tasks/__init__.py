@@ -1,0 +1,1 @@
+"""TF Model Garden tasks of the MaskFormer trainer."""
