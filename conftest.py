@@ -57,3 +57,52 @@ def synthetic_sample(tmp_path_factory) -> pathlib.Path:
   sample_data.make_sample_tfrecords(root, num_train=6, num_val=3,
                                     image_size=64, seed=7)
   return root
+
+
+# Pipeline runs shared by several test files (each costs minutes on 2 cores).
+
+
+@pytest.fixture(scope='session')
+def gate_stopped_run(synthetic_sample, tmp_path_factory):
+  """A `maskformer-tfx run` whose eval split is bad: every record has a FLOAT
+  image/height, the first lacks image/panoptic/category_mask and the second
+  has an empty image/encoded. Returns (pipeline root, CompletedProcess)."""
+  from tests import pipeline_helpers  # pylint: disable=g-import-not-at-top
+  records = synthetic_sample / 'tfrecords'
+  bad_eval = [pipeline_helpers.with_float_height(example) for example in
+              pipeline_helpers.read_examples(str(records / 'val-*'))]
+  bad_eval[0] = pipeline_helpers.without_category_mask(bad_eval[0])
+  bad_eval[1] = pipeline_helpers.with_empty_image(bad_eval[1])
+  root = tmp_path_factory.mktemp('gate_stopped_run')
+  data = root / 'data'
+  pipeline_helpers.write_examples(
+      data / 'train-00000-of-00001.tfrecord',
+      pipeline_helpers.read_examples(str(records / 'train-*')))
+  pipeline_helpers.write_examples(data / 'val-00000-of-00001.tfrecord', bad_eval)
+  result = pipeline_helpers.run_cli(
+      ['run', '--data', str(data), '--pipeline-root', str(root / 'pipeline')])
+  return root / 'pipeline', result
+
+
+@pytest.fixture(scope='session')
+def trained_run_records(tmp_path_factory) -> pathlib.Path:
+  """TFRecords of a 32 + 8 image synthetic sample (128×128)."""
+  from tfx_pipeline import sample_data  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp('trained_run_sample')
+  return sample_data.make_sample_tfrecords(root, num_train=32, num_val=8,
+                                           image_size=128, seed=5)
+
+
+@pytest.fixture(scope='session')
+def trained_run(trained_run_records, tmp_path_factory):
+  """The whole pipeline (tiny experiment, E2E_TRAIN_STEPS steps) on
+  `trained_run_records`. Returns (pipeline root, CompletedProcess)."""
+  from tests import pipeline_helpers  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp('trained_run')
+  result = pipeline_helpers.run_cli(
+      ['run', '--data', str(trained_run_records), '--pipeline-root', str(root),
+       '--train-steps', str(pipeline_helpers.E2E_TRAIN_STEPS),
+       '--pq-lower-bound', str(pipeline_helpers.E2E_PQ_LOWER_BOUND)],
+      timeout=1800)
+  assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+  return root, result

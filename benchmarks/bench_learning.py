@@ -1,4 +1,4 @@
-r"""Learning benchmark: PQ of `maskformer_tiny` on the synthetic sample over steps.
+r"""Learning benchmark: val PQ of `maskformer_tiny` on the synthetic sample.
 
 Runs what the pipeline's Trainer runs, on CPU: writes the synthetic COCO
 panoptic sample (`tfx_pipeline.sample_data`, default 64 train / 16 val images

@@ -5,39 +5,16 @@ import pathlib
 import shutil
 
 import pytest
-import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from schemas import RAW_SCHEMA_FILE, schema_path
-from tests.pipeline_helpers import read_examples, run_cli, write_examples
+from tests.pipeline_helpers import (read_examples, run_cli, with_empty_image,
+                                    with_float_height, without_category_mask,
+                                    write_examples)
 from tfx_pipeline import data_validation
-
-
-def _float_height(example: tf.train.Example) -> tf.train.Example:
-  bad = tf.train.Example()
-  bad.CopyFrom(example)
-  height = bad.features.feature['image/height']
-  value = height.int64_list.value[0]
-  height.Clear()
-  height.float_list.value.append(float(value))
-  return bad
-
-
-def _without_category_mask(example: tf.train.Example) -> tf.train.Example:
-  bad = tf.train.Example()
-  bad.CopyFrom(example)
-  del bad.features.feature['image/panoptic/category_mask']
-  return bad
-
-
-def _empty_image(example: tf.train.Example) -> tf.train.Example:
-  bad = tf.train.Example()
-  bad.CopyFrom(example)
-  bad.features.feature['image/encoded'].bytes_list.value[0] = b''
-  return bad
 
 
 def _anomalies(examples, tmp_path: pathlib.Path):
@@ -60,9 +37,9 @@ def test_real_coco_records_have_no_anomalies(real_coco_records, tmp_path):
 
 
 @pytest.mark.parametrize('corrupt, feature, anomaly', [
-    (_without_category_mask, 'image/panoptic/category_mask',
+    (without_category_mask, 'image/panoptic/category_mask',
      'FEATURE_TYPE_LOW_FRACTION_PRESENT'),
-    (_empty_image, 'image/encoded', 'CUSTOM_VALIDATION'),
+    (with_empty_image, 'image/encoded', 'CUSTOM_VALIDATION'),
 ])
 def test_each_bad_record_is_a_named_anomaly(synthetic_sample, tmp_path, corrupt,
                                             feature, anomaly):
@@ -75,7 +52,7 @@ def test_each_bad_record_is_a_named_anomaly(synthetic_sample, tmp_path, corrupt,
 
 def test_wrong_feature_type_is_a_named_anomaly(synthetic_sample, tmp_path):
   examples = read_examples(str(synthetic_sample / 'tfrecords' / 'train-*'))
-  anomalies = _anomalies([_float_height(e) for e in examples], tmp_path)
+  anomalies = _anomalies([with_float_height(e) for e in examples], tmp_path)
   assert set(anomalies.anomaly_info) == {'image/height'}
   assert 'Expected data of type: INT but got FLOAT' in (
       anomalies.anomaly_info['image/height'].description)
@@ -100,19 +77,8 @@ def test_real_and_synthetic_data_pass_the_data_half(real_coco_records,
   assert 'Traceback' not in result.stdout + result.stderr
 
 
-def test_bad_records_stop_the_run_at_example_validator(synthetic_sample, tmp_path):
-  records = synthetic_sample / 'tfrecords'
-  good_eval = read_examples(str(records / 'val-*'))
-  bad_eval = [_float_height(e) for e in good_eval]
-  bad_eval[0] = _without_category_mask(bad_eval[0])
-  bad_eval[1] = _empty_image(bad_eval[1])
-  data = tmp_path / 'data'
-  data.mkdir()
-  shutil.copy(next(records.glob('train-*')), data)
-  write_examples(data / 'val-00000-of-00001.tfrecord', bad_eval)
-
-  result = run_cli(['run', '--data', str(data), '--pipeline-root',
-                    str(tmp_path / 'root')])
+def test_bad_records_stop_the_run_at_example_validator(gate_stopped_run):
+  _, result = gate_stopped_run
   assert result.returncode == 1
   assert 'ExampleValidator finished' in result.stdout
   assert 'DataValidationGate finished' not in result.stdout

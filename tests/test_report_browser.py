@@ -10,9 +10,8 @@ import pytest
 import tensorflow_model_analysis as tfma
 
 from tests import chromium
-from tests.pipeline_helpers import REPO_ROOT, run_cli
+from tests.pipeline_helpers import E2E_PQ_LOWER_BOUND, REPO_ROOT
 from tfx_pipeline import report
-from tfx_pipeline import sample_data
 
 SCREENSHOT_COPY = REPO_ROOT / 'outputs' / 'test-artifacts' / 'report.png'
 LOCAL_URL_PREFIXES = ('file://', 'data:')
@@ -28,35 +27,16 @@ def chromium_executable() -> str:
   return executable
 
 
-class FullPipelineRunFailed(AssertionError):
-  """`maskformer-tfx run` of the tiny experiment did not succeed."""
-
-
-def run_tiny_pipeline(root: pathlib.Path) -> pathlib.Path:
-  """A full `maskformer-tfx run` of the tiny experiment on 4 + 2 images of
-  64×64 with 2 training steps; returns its pipeline root."""
-  records = sample_data.make_sample_tfrecords(root / 'sample', num_train=4,
-                                              num_val=2, image_size=64)
-  result = run_cli(['run', '--data', str(records),
-                    '--pipeline-root', str(root / 'pipeline'),
-                    '--train-steps', '2'], timeout=1800)
-  if result.returncode != 0:
-    raise FullPipelineRunFailed(
-        'The full pipeline run failed:\n' + result.stdout[-3000:]
-        + result.stderr[-3000:])
-  return root / 'pipeline'
-
-
 def _evaluation_pq(pipeline_root: pathlib.Path) -> float:
-  """The candidate's overall PQ, read from the evaluation artifact that ML
-  Metadata's tables record (independently of the report's code)."""
+  """The candidate's overall PQ, read from the latest evaluation artifact
+  that ML Metadata's tables record (independently of the report's code)."""
   with sqlite3.connect(pipeline_root / 'metadata.sqlite') as connection:
     uris = [row[0] for row in connection.execute(
         'SELECT Artifact.uri FROM Artifact JOIN Type ON Artifact.type_id = '
-        "Type.id WHERE Type.name = 'ModelEvaluation'")]
-  assert len(uris) == 1, uris
+        "Type.id WHERE Type.name = 'ModelEvaluation' ORDER BY Artifact.id")]
+  assert uris
   values = []
-  for metrics in tfma.load_metrics(uris[0]):
+  for metrics in tfma.load_metrics(uris[-1]):
     if metrics.slice_key.single_slice_keys:
       continue
     for key_and_value in metrics.metric_keys_and_values:
@@ -68,17 +48,23 @@ def _evaluation_pq(pipeline_root: pathlib.Path) -> float:
   return values[0]
 
 
-@pytest.mark.xfail(
-    raises=FullPipelineRunFailed, strict=False,
-    reason='The full run does not work yet: the Trainer fails (pipeline.py '
-    "passes run_fn='trainer_module.run_fn', a module; the function is "
-    'trainer_module.run_fn.run_fn) and the end-of-run summary raises '
-    '(run_summary.metric_values_by_model calls HasField on the proto3 field '
-    'MetricKey.is_diff). Remove this mark when the run passes.')
+def _blessed(pipeline_root: pathlib.Path) -> bool:
+  """The latest Evaluator blessing, from ML Metadata's tables."""
+  with sqlite3.connect(pipeline_root / 'metadata.sqlite') as connection:
+    values = [row[0] for row in connection.execute(
+        'SELECT ArtifactProperty.int_value FROM ArtifactProperty JOIN '
+        'Artifact ON ArtifactProperty.artifact_id = Artifact.id JOIN Type ON '
+        "Artifact.type_id = Type.id WHERE Type.name = 'ModelBlessing' AND "
+        "ArtifactProperty.name = 'blessed' ORDER BY Artifact.id")]
+  assert values
+  return values[-1] == 1
+
+
 def test_page_opens_offline_with_every_section_and_the_evaluated_pq(
-    chromium_executable, tmp_path):
-  pipeline_root = run_tiny_pipeline(tmp_path)
+    chromium_executable, trained_run, tmp_path):
+  pipeline_root, result = trained_run
   page = pathlib.Path(report.write_report(str(pipeline_root)))
+  assert f'Review report: {pipeline_root}' in result.stdout
   with chromium.HeadlessChromium(chromium_executable) as browser:
     load = browser.load(page)
     headings = browser.evaluate(
@@ -90,6 +76,10 @@ def test_page_opens_offline_with_every_section_and_the_evaluated_pq(
     unavailable = browser.evaluate(
         'Array.from(document.querySelectorAll(".unavailable"))'
         '.map(e => e.closest("section").id + ": " + e.textContent)')
+    quality_text = browser.evaluate(
+        'document.querySelector("#quality").innerText')
+    gate_decision = browser.evaluate(
+        'document.querySelector("#gate-decision").textContent')
     example_images = browser.evaluate(
         'document.querySelectorAll("#examples img.example").length')
     charts = browser.evaluate(
@@ -107,7 +97,10 @@ def test_page_opens_offline_with_every_section_and_the_evaluated_pq(
   expected_pq = _evaluation_pq(pipeline_root)
   assert float(pq_value) == expected_pq
   assert pq_text == f'{expected_pq:.4f}'
+  assert gate_decision == ('BLESSED' if _blessed(pipeline_root)
+                           else 'NOT BLESSED')
+  assert f'pq ≥ {E2E_PQ_LOWER_BOUND:g}' in quality_text
   assert unavailable == []  # A successful run has every part of the page.
-  assert example_images == 3 * 2  # Image, ground truth, prediction × 2.
+  assert example_images == 3 * 6  # Image, ground truth, prediction × 6.
   assert charts and all(charts)
   assert screenshot.stat().st_size > 10_000

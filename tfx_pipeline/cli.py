@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 
 from runners import vertex_runner
 from tfx_pipeline import config as pipeline_config
+from tfx_pipeline import report
 
 DEFAULT_OUTPUTS = pathlib.Path('outputs')
 DEFAULT_PIPELINE_ROOT = DEFAULT_OUTPUTS / 'pipeline'
@@ -137,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
   _add_validate(subparsers)
   _add_make_sample(subparsers)
   vertex_runner.add_compile_vertex_parser(subparsers)
+  report.add_report_parser(subparsers)
   return parser
 
 
@@ -194,6 +196,7 @@ def _run(args: argparse.Namespace) -> int:
   pipeline_root = os.path.abspath(args.pipeline_root)
   stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
   log_path = os.path.join(pipeline_root, 'logs', f'run-{stamp}.log')
+  report_line = None
   try:
     data_root = args.data or str(default_sample().resolve())
     print(f'Pipeline root: {pipeline_root}')
@@ -205,17 +208,23 @@ def _run(args: argparse.Namespace) -> int:
         from runners import local_runner  # pylint: disable=g-import-not-at-top
         from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
         local_runner.run(config)
-        summary = run_summary.describe_evaluation(progress.outputs)
+        summary = run_summary.describe_evaluation(
+            progress.outputs, local_runner.metadata_store(config))
       except Exception:
         logging.exception('The pipeline run failed.')
         raise
+      finally:
+        report_line = report.report_after_run(pipeline_root)
   except Exception as error:  # pylint: disable=broad-except
     print(f'\nThe pipeline run failed: {_one_paragraph(error)}\n'
           f'Full log: {log_path}', file=sys.stderr)
+    if report_line:
+      print(report_line, file=sys.stderr)
     return 1
   print('\nThe pipeline run succeeded.')
   for line in summary:
     print(line)
+  print(report_line)
   print(f'ML Metadata: {local_runner.metadata_path(config)}')
   return 0
 

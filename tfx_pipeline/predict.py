@@ -28,7 +28,8 @@ import io
 import json
 import pathlib
 import re
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import (Any, Dict, Iterator, List, Mapping, Optional, Sequence,
+                    Tuple, Union)
 
 import numpy as np
 from PIL import Image
@@ -92,7 +93,11 @@ def resolve_saved_model_dir(model_dir: PathLike) -> pathlib.Path:
     return model_dir
   if (model_dir / 'Format-Serving' / 'saved_model.pb').exists():
     return model_dir / 'Format-Serving'
-  versions = sorted(path.parent for path in model_dir.glob('*/saved_model.pb'))
+  versions = sorted(
+      (path.parent for path in model_dir.glob('*/saved_model.pb')),
+      key=lambda version: (version.name.isdigit(),
+                           int(version.name) if version.name.isdigit() else 0,
+                           version.name))
   if versions:
     return versions[-1]
   raise FileNotFoundError(f'No SavedModel (saved_model.pb) in {model_dir}.')
@@ -120,7 +125,8 @@ def iter_inputs(input_path: PathLike) -> Iterator[InputImage]:
     images = sorted(p for p in path.iterdir()
                     if p.suffix.lower() in IMAGE_SUFFIXES)
     for image_path in images:
-      yield InputImage(name=image_path.stem, image_id=_image_id(image_path.stem),
+      yield InputImage(name=image_path.stem,
+                       image_id=_image_id(image_path.stem),
                        encoded=image_path.read_bytes())
     if images:
       return

@@ -91,10 +91,9 @@ def test_ground_truth_written_as_predictions_has_pq_one(coco_sample_dir,
         pixel_valid=_pad(np.ones((height, width), np.int32), output_size),
         original_size=np.array([height, width], np.int32))
     stem = pathlib.Path(annotation['file_name']).stem
-    writer.add(predict.InputImage(
-        name=stem, image_id=int(stem),
-        encoded=(coco_sample_dir / 'input_images' / f'{stem}.jpg').read_bytes()),
-               outputs)
+    image_file = coco_sample_dir / 'input_images' / f'{stem}.jpg'
+    writer.add(predict.InputImage(name=stem, image_id=int(stem),
+                                  encoded=image_file.read_bytes()), outputs)
   summary = writer.finish()
   annotations = _check_files_agree(summary, REAL_IMAGE_IDS)
   assert sum(len(a['segments_info']) for a in annotations) == sum(
@@ -205,3 +204,17 @@ def test_predictions_of_a_trained_model_pass_the_coco_panoptic_evaluator(
       gt_folder=str(coco_sample_dir / 'panoptic_examples'),
       pred_folder=str(from_records.predictions_dir))
   assert 0.0 <= results['All']['pq'] <= 1.0
+
+
+def test_saved_model_dir_is_found_in_tfx_and_pusher_layouts(tmp_path):
+  artifact = tmp_path / 'artifact' / 'Format-Serving'
+  pushed = [tmp_path / 'pushed' / version for version in ('999', '1800')]
+  for directory in [artifact] + pushed:
+    directory.mkdir(parents=True)
+    (directory / 'saved_model.pb').write_bytes(b'')
+
+  assert predict.resolve_saved_model_dir(artifact) == artifact
+  assert predict.resolve_saved_model_dir(artifact.parent) == artifact
+  assert predict.resolve_saved_model_dir(tmp_path / 'pushed') == pushed[-1]
+  with pytest.raises(FileNotFoundError, match='No SavedModel'):
+    predict.resolve_saved_model_dir(tmp_path)

@@ -80,8 +80,8 @@ _KEY_HYPERPARAMETERS = (
     'trainer.train_steps', 'trainer.validation_steps',
     'trainer.optimizer_config', 'runtime.distribution_strategy',
     'runtime.mixed_precision_dtype')
-_VOID_OVERLAY_ALPHA = 0.0
-_SEGMENT_OVERLAY_ALPHA = 0.55
+# Overlay opacity of segment colours (void pixels keep the image).
+SEGMENT_OVERLAY_ALPHA = 0.7
 
 
 class Unavailable(Exception):
@@ -661,9 +661,21 @@ def describe_threshold(name: str, threshold: Any) -> List[str]:
 
 
 def threshold_lines(eval_config: Any) -> List[str]:
-  """The gate's thresholds of an EvalConfig, in words."""
-  return [line for spec in eval_config.metrics_specs
-          for name, threshold in sorted(spec.thresholds.items())
+  """The gate's thresholds of an EvalConfig, in words.
+
+  Covers both places TFMA takes them from: a MetricsSpec's `thresholds`
+  (by metric name) and a MetricConfig's `threshold` (on the metric named by
+  its config's "name", else its class name).
+  """
+  thresholds = []
+  for spec in eval_config.metrics_specs:
+    for metric in spec.metrics:
+      if metric.HasField('threshold'):
+        config = json.loads(metric.config) if metric.config else {}
+        thresholds.append((config.get('name', metric.class_name),
+                           metric.threshold))
+    thresholds += sorted(spec.thresholds.items())
+  return [line for name, threshold in thresholds
           for line in describe_threshold(name, threshold)]
 
 
@@ -772,7 +784,8 @@ def _quality_html(run: PipelineRun) -> str:
                 if count is not None else '')
   if baseline is not None:
     baseline_model = run.node('Evaluator').inputs.get('baseline_model', [])
-    where = f' (<code>{_e(baseline_model[0].uri)}</code>)' if baseline_model else ''
+    where = (f' (<code>{_e(baseline_model[0].uri)}</code>)'
+             if baseline_model else '')
     baseline_text = (f'<p>Baseline: the last blessed model{where}; '
                      'its values and the difference are under each value.</p>')
   else:
@@ -875,9 +888,10 @@ def _plot(axes: Any, points: Sequence[Tuple[int, float]], **style: Any) -> None:
 def _training_charts(series: ScalarSeries) -> str:
   """The loss, learning-rate and validation-PQ charts."""
   Line = Tuple[Tuple[str, str], str, Dict[str, Any]]
-  panels: List[Tuple[str, List[Line]]] = []
 
-  def lines_for(tag_pattern: str, label: str, strong: bool) -> List[Line]:
+  def lines_for(tag_pattern: str, label: str) -> List[Line]:
+    """Lines of the tags matching `tag_pattern` in every subdirectory; an
+    auxiliary decoder layer (group `layer`) is drawn thin and faint."""
     lines = []
     for subdir, tags in sorted(series.items()):
       for tag in sorted(tags):
@@ -885,7 +899,7 @@ def _training_charts(series: ScalarSeries) -> str:
         if not match:
           continue
         layer = match.groupdict().get('layer')
-        style: Dict[str, Any] = {'linewidth': 2 if strong and not layer else 0.8}
+        style: Dict[str, Any] = {'linewidth': 0.8 if layer else 2}
         if layer:
           style['alpha'] = 0.35
         if subdir != 'train':
@@ -894,21 +908,22 @@ def _training_charts(series: ScalarSeries) -> str:
         lines.append(((subdir, tag), f'{subdir} {name}'.strip(), style))
     return lines
 
+  panels: List[Tuple[str, List[Line]]] = []
   total_tag = next((tag for tag in _TOTAL_LOSS_TAGS
                     if any(tag in tags for tags in series.values())), None)
   if total_tag:
-    panels.append(('Total loss', lines_for(re.escape(total_tag), 'total',
-                                           True)))
+    panels.append(('Total loss', lines_for(re.escape(total_tag), 'total')))
   for term, title in _LOSS_TERMS:
     panels.append((title, lines_for(re.escape(term) + r'(_(?P<layer>\d+))?',
-                                    term, True)))
+                                    term)))
   panels.append(('Learning rate', lines_for(re.escape(_LEARNING_RATE_TAG),
-                                            'learning rate', True)))
-  panels.append(('Validation PQ', lines_for('pq', 'PQ', True)))
+                                            'learning rate')))
+  panels.append(('PQ (validation)', lines_for('pq', 'PQ')))
   panels = [(title, lines) for title, lines in panels if lines]
   if not panels:
+    tags = sorted({tag for tags in series.values() for tag in tags})
     raise Unavailable('the event files hold none of the expected scalars '
-                      f'(tags: {sorted({t for tags in series.values() for t in tags})})')
+                      f'(tags: {tags})')
   columns = min(3, len(panels))
   rows = (len(panels) + columns - 1) // columns
   figure = _new_figure(4.4 * columns, 3.0 * rows)
@@ -1004,8 +1019,7 @@ def overlay(image: np.ndarray, category_mask: np.ndarray,
             colours: Mapping[int, Tuple[int, int, int]]) -> np.ndarray:
   """The image with its panoptic segments blended in (void left as is)."""
   colour, boundary = segment_colours(category_mask, instance_mask, colours)
-  alpha = np.where(category_mask > 0, _SEGMENT_OVERLAY_ALPHA,
-                   _VOID_OVERLAY_ALPHA)[..., None]
+  alpha = np.where(category_mask > 0, SEGMENT_OVERLAY_ALPHA, 0.0)[..., None]
   blended = image.astype(np.float32) * (1 - alpha) + colour * alpha
   blended[boundary] = 255
   return blended.astype(np.uint8)
@@ -1097,8 +1111,9 @@ def _examples_html(run: PipelineRun, num_examples: int) -> str:
         for title, array in (
             ('image', image),
             ('ground truth', overlay(image, gt_category, gt_instance, colours)),
-            ('prediction', overlay(image, pred_category, pred_instance,
-                                   colours))))
+            ('prediction' if pred_category.any() else
+             'prediction (no segment: all void)',
+             overlay(image, pred_category, pred_instance, colours))))
     blocks.append(f'<div class="example-row"><p>Image '
                   f'<code>{_e(source_id)}</code> ({size[1]}×{size[0]})</p>'
                   f'<div class="panels">{panels}</div>'
@@ -1381,7 +1396,8 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
           'curves; example predictions; provenance. Sections the run did '
           'not produce say why.'))
   parser.add_argument('pipeline_root', metavar='PIPELINE_ROOT',
-                      help='Pipeline root of a local run (holds metadata.sqlite).')
+                      help='Pipeline root of a local run (holds '
+                      'metadata.sqlite).')
   parser.add_argument('--run', dest='run_id', default=None, metavar='RUN_ID',
                       help='Pipeline run id (default: the latest run).')
   parser.add_argument('--output', default=None, metavar='FILE.html',

@@ -10,16 +10,16 @@ from typing import Dict, List
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_model_analysis as tfma
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from schemas import RAW_SCHEMA_FILE, load_categories, schema_path
-from tests.pipeline_helpers import read_examples, run_cli, write_examples
 from tfx_pipeline import evaluation
 from tfx_pipeline import report
-from tfx_pipeline import sample_data
 
-NUM_TRAIN, NUM_EVAL = 4, 2
+# The shared gate_stopped_run fixture's sample (root conftest.py).
+NUM_TRAIN, NUM_EVAL = 6, 3
 
 
 class _PageParser(html.parser.HTMLParser):
@@ -67,33 +67,15 @@ def _text(parser: _PageParser, section: str) -> str:
   return ' '.join(' '.join(parser.sections[section]).split())
 
 
-def _float_height(example: tf.train.Example) -> tf.train.Example:
-  bad = tf.train.Example()
-  bad.CopyFrom(example)
-  value = bad.features.feature['image/height'].int64_list.value[0]
-  bad.features.feature['image/height'].Clear()
-  bad.features.feature['image/height'].float_list.value.append(float(value))
-  return bad
-
-
 @pytest.fixture(scope='module')
-def gate_stopped_root(tmp_path_factory) -> pathlib.Path:
+def gate_stopped_root(gate_stopped_run) -> pathlib.Path:
   """Pipeline root of a `maskformer-tfx run` whose eval split has FLOAT
-  image/height: the run stops at DataValidationGate."""
-  root = tmp_path_factory.mktemp('report_run')
-  records = sample_data.make_sample_tfrecords(
-      root / 'sample', num_train=NUM_TRAIN, num_val=NUM_EVAL, image_size=64)
-  data = root / 'data'
-  write_examples(data / 'train-00000-of-00001.tfrecord',
-                 read_examples(str(records / 'train-*')))
-  write_examples(data / 'val-00000-of-00001.tfrecord',
-                 [_float_height(e) for e in read_examples(str(records / 'val-*'))])
-  result = run_cli(['run', '--data', str(data),
-                    '--pipeline-root', str(root / 'pipeline')])
+  image/height (and other bad records): it stops at DataValidationGate."""
+  root, result = gate_stopped_run
   assert result.returncode == 1, result.stdout + result.stderr
   assert 'ExampleValidator finished' in result.stdout
   assert 'DataValidationGate finished' not in result.stdout
-  return root / 'pipeline'
+  return root
 
 
 @pytest.fixture(scope='module')
@@ -204,6 +186,10 @@ def test_report_subcommand_writes_the_named_run(gate_stopped_root, tmp_path,
   assert f'Review report: {output}' in capsys.readouterr().out
   assert f'run {run_id}' in output.read_text(encoding='utf-8')
 
+  args = parser.parse_args(['report', str(gate_stopped_root), '--list-runs'])
+  assert args.handler(args) == 0
+  assert capsys.readouterr().out.startswith(f'{run_id}\t')
+
   args = parser.parse_args(['report', str(tmp_path / 'no_root')])
   assert args.handler(args) == 1
   assert 'No ML Metadata' in capsys.readouterr().err
@@ -284,6 +270,16 @@ def test_threshold_lines_state_the_eval_config_bounds():
   assert len(lines) == 2
 
 
+def test_threshold_lines_read_metrics_spec_thresholds_too():
+  config = tfma.EvalConfig(metrics_specs=[tfma.MetricsSpec(
+      metrics=[tfma.MetricConfig(class_name='ExampleCount')],
+      thresholds={'example_count': tfma.MetricThreshold(
+          value_threshold=tfma.GenericValueThreshold(
+              lower_bound={'value': 2}, upper_bound={'value': 10}))})])
+  assert report.threshold_lines(config) == ['example_count ≥ 2',
+                                            'example_count ≤ 10']
+
+
 def test_overlay_keeps_void_pixels_and_tints_segments():
   image = np.full((3, 5, 3), 100, np.uint8)
   category = np.zeros((3, 5), np.int64)
@@ -294,7 +290,8 @@ def test_overlay_keeps_void_pixels_and_tints_segments():
   # the segment is tinted inside and white on its boundary (column 2).
   np.testing.assert_array_equal(blended[:, 0], np.full((3, 3), 100))
   np.testing.assert_array_equal(blended[:, 1:3], np.full((3, 2, 3), 255))
-  tinted = np.floor(100 * (1 - 0.55) + np.array([255, 0, 0]) * 0.55)
+  alpha = report.SEGMENT_OVERLAY_ALPHA
+  tinted = np.floor(100 * (1 - alpha) + np.array([255, 0, 0]) * alpha)
   np.testing.assert_allclose(blended[:, 3:], np.broadcast_to(tinted, (3, 2, 3)),
                              atol=1)
 

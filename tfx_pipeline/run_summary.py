@@ -3,6 +3,7 @@
 from typing import Dict, List, Optional
 
 import tensorflow_model_analysis as tfma
+from ml_metadata import metadata_store
 from tfx.types.artifact import Artifact
 
 from tfx_pipeline import evaluation
@@ -34,7 +35,19 @@ def metric_values_by_model(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
   return values
 
 
-def describe_evaluation(outputs: Dict[str, Dict[str, List[Artifact]]]) -> List[str]:
+def _custom_properties(store: metadata_store.MetadataStore,
+                       artifact: Artifact) -> Dict[str, object]:
+  """An artifact's custom properties as published in ML Metadata (the
+  executors set `blessed` / `pushed` there, not on the logged objects)."""
+  stored = store.get_artifacts_by_uri(artifact.uri)  # One per URI in TFX.
+  if not stored:
+    return {}
+  return {name: getattr(value, value.WhichOneof('value'))
+          for name, value in stored[-1].custom_properties.items()}
+
+
+def describe_evaluation(outputs: Dict[str, Dict[str, List[Artifact]]],
+                        store: metadata_store.MetadataStore) -> List[str]:
   """Lines about PQ, the blessing and the push; [] when no Evaluator ran."""
   evaluation_artifact = _first(outputs, 'Evaluator', 'evaluation')
   blessing = _first(outputs, 'Evaluator', 'blessing')
@@ -46,7 +59,7 @@ def describe_evaluation(outputs: Dict[str, Dict[str, List[Artifact]]]) -> List[s
   lines = ['Panoptic quality (eval split): ' + ', '.join(
       f'{name} {candidate[name]:.4f}' for name in _SUMMARY_METRICS
       if name in candidate)]
-  blessed = blessing.get_int_custom_property('blessed') == 1
+  blessed = _custom_properties(store, blessing).get('blessed') == 1
   if blessed:
     lines.append('Gate: BLESSED (PQ passed the bound'
                  + (' and did not regress against the last blessed model).'
@@ -63,9 +76,9 @@ def describe_evaluation(outputs: Dict[str, Dict[str, List[Artifact]]]) -> List[s
       lines.append(f'  (last blessed model: {evaluation.GATE_METRIC} = '
                    f'{baseline[evaluation.GATE_METRIC]:.4f})')
   pushed = _first(outputs, 'Pusher', 'pushed_model')
-  if pushed is not None and pushed.get_int_custom_property('pushed') == 1:
-    lines.append('Pushed model: '
-                 + pushed.get_string_custom_property('pushed_destination'))
+  pushed_properties = _custom_properties(store, pushed) if pushed else {}
+  if pushed_properties.get('pushed') == 1:
+    lines.append(f"Pushed model: {pushed_properties['pushed_destination']}")
   else:
     lines.append('Pushed model: none (nothing was pushed).')
   return lines

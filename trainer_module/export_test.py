@@ -240,13 +240,13 @@ _ISOLATED_CHILD = r'''
 import importlib.util, json, sys
 # Forget the editable install of this project (its .pth finder) and the
 # repository itself: only the virtualenv's third-party packages stay.
-sys.meta_path[:] = [finder for finder in sys.meta_path
-                    if not getattr(finder, '__module__', '').startswith('__editable__')]
-sys.path_hooks[:] = [hook for hook in sys.path_hooks
-                     if not getattr(hook, '__module__', '').startswith('__editable__')]
+def from_project(thing):
+  return getattr(thing, '__module__', '').startswith('__editable__')
+sys.meta_path[:] = [f for f in sys.meta_path if not from_project(f)]
+sys.path_hooks[:] = [h for h in sys.path_hooks if not from_project(h)]
 repo_root = sys.argv[1]
-sys.path[:] = [entry for entry in sys.path
-               if '__editable__' not in entry and entry.rstrip('/') != repo_root]
+sys.path[:] = [entry for entry in sys.path if '__editable__' not in entry
+               and entry.rstrip('/') != repo_root]
 sys.path_importer_cache.clear()
 packages = json.loads(sys.argv[2])
 importable = [name for name in packages if importlib.util.find_spec(name)]
@@ -262,8 +262,8 @@ for name, kwargs in (('serving_default', {'examples': examples}),
   for key, value in loaded.signatures[name](**kwargs).items():
     if value.dtype != tf.string:
       results[f'{name}/{key}'] = value.numpy()
-loaded_modules = sorted({name.split('.')[0] for name in sys.modules} &
-                        set(packages + ['official', 'tensorflow_transform', 'tfx']))
+heavy = set(packages + ['official', 'tensorflow_transform', 'tfx'])
+loaded_modules = sorted({name.split('.')[0] for name in sys.modules} & heavy)
 assert not loaded_modules, loaded_modules
 np.savez(sys.argv[6], **results)
 '''

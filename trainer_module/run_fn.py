@@ -29,7 +29,10 @@ which stays the same across executions: TFMG's CheckpointManager restores the
 latest checkpoint there and training continues from its step. The run key
 fingerprints the config without input paths and step counts (which change
 between executions or may be raised to train longer); a different model,
-data or optimizer config therefore starts a new run. Without
+data or optimizer config therefore starts a new run. The data files are not
+part of the key: a run that has reached `train_steps` is only exported again,
+also on new data with the same config; give such a run its own `run_key`
+(e.g. per dataset) to train it from the start. Without
 `checkpoint_dir`, checkpoints go to `model_run_dir` (resuming only within
 one execution). TensorBoard summaries (losses of every output, learning
 rate, PQ at evaluation) and `params.yaml` are always written to
@@ -203,7 +206,7 @@ def checkpoint_dir_of(fn_args: Any, params: cfg.ExperimentConfig) -> str:
 
 
 def train_and_evaluate(params: cfg.ExperimentConfig, model_dir: str,
-                       summary_dir: str) -> Mapping[str, Any]:
+                       summary_dir: str) -> None:
   """Trains and evaluates with TFMG's `run_experiment` ('train_and_eval').
 
   Args:
@@ -212,9 +215,6 @@ def train_and_evaluate(params: cfg.ExperimentConfig, model_dir: str,
       latest one is restored before training.
     summary_dir: Where TensorBoard summaries go (`train/`, and the
       validation subdirectory of `params.trainer`).
-
-  Returns:
-    The evaluation logs of the last evaluation.
   """
   if params.runtime.mixed_precision_dtype:
     performance.set_mixed_precision_policy(
@@ -226,22 +226,28 @@ def train_and_evaluate(params: cfg.ExperimentConfig, model_dir: str,
       tpu_address=params.runtime.tpu)
   with strategy.scope():
     task = task_factory.get_task(params.task, logging_dir=summary_dir)
-  # step=None: the summaries take Orbit's default step, the global step.
+    # Built here (as TFMG's runner would) so that the summary managers can
+    # count steps with its global step.
+    trainer = train_utils.create_trainer(
+        params, task, train=True, evaluate=True,
+        checkpoint_exporter=train_utils.maybe_create_best_ckpt_exporter(
+            params, model_dir))
   summary_manager = orbit.utils.SummaryManager(
-      os.path.join(summary_dir, TRAIN_SUMMARY_SUBDIR), tf.summary.scalar)
+      os.path.join(summary_dir, TRAIN_SUMMARY_SUBDIR), tf.summary.scalar,
+      global_step=trainer.global_step)
   eval_summary_manager = orbit.utils.SummaryManager(
       os.path.join(summary_dir, params.trainer.validation_summary_subdir),
-      tf.summary.scalar)
-  _, eval_logs = train_lib.run_experiment(
+      tf.summary.scalar, global_step=trainer.global_step)
+  train_lib.run_experiment(
       distribution_strategy=strategy,
       task=task,
       mode='train_and_eval',
       params=params,
       model_dir=model_dir,
       run_post_eval=False,
+      trainer=trainer,
       summary_manager=summary_manager,
       eval_summary_manager=eval_summary_manager)
-  return eval_logs
 
 
 def run_fn(fn_args: Any) -> None:
@@ -254,6 +260,10 @@ def run_fn(fn_args: Any) -> None:
   model_dir = checkpoint_dir_of(fn_args, params)
   logging.info('MaskFormer checkpoints: %s; summaries: %s', model_dir,
                fn_args.model_run_dir)
+  resumed_from = tf.train.latest_checkpoint(model_dir)
+  if resumed_from:
+    logging.info('Continuing the training run of %s (up to step %d).',
+                 resumed_from, params.trainer.train_steps)
   train_utils.serialize_config(params, fn_args.model_run_dir)
   if model_dir != fn_args.model_run_dir:
     train_utils.serialize_config(params, model_dir)

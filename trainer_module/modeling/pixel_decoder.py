@@ -20,6 +20,16 @@ def static_or_dynamic_shape(tensor: tf.Tensor) -> list:
           for i, dim in enumerate(tensor.shape.as_list())]
 
 
+def upsample_nearest_2x(features: tf.Tensor) -> tf.Tensor:
+  """Nearest-neighbour 2× upsampling of NHWC features.
+
+  The FPN levels are exactly 2× apart (inputs divide by 32). Unlike
+  `tf.image.resize(..., NEAREST_NEIGHBOR)`, whose gradient
+  (ResizeNearestNeighborGrad) has no XLA kernel, this compiles for training.
+  """
+  return tf.repeat(tf.repeat(features, 2, axis=1), 2, axis=2)
+
+
 class GroupNormalization(tf_keras.layers.Layer):
   """Float32 GroupNorm over NHWC channels (PyTorch semantics).
 
@@ -138,10 +148,7 @@ class TransformerEncoderPixelDecoder(tf_keras.layers.Layer):
     outputs = self._output_convs['5'](encoded)
     for level in FPN_LEVELS[1:]:
       lateral = self._lateral_convs[level](features[level])
-      lateral_size = static_or_dynamic_shape(lateral)[1:3]
-      top_down = tf.image.resize(
-          outputs, lateral_size,
-          method=tf.image.ResizeMethod.NEAREST_NEIGHBOR)
+      top_down = upsample_nearest_2x(outputs)
       outputs = self._output_convs[level](lateral + tf.cast(top_down,
                                                             lateral.dtype))
     return (self._mask_features(outputs), tf.cast(memory, tf.float32),
