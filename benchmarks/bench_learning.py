@@ -10,7 +10,7 @@ val split at each evaluation is read back from the TensorBoard summaries and
 written to OUTPUT/learning_curve.csv and OUTPUT/learning_curve.png.
 
   TF_USE_LEGACY_KERAS=1 .venv/bin/python benchmarks/bench_learning.py \
-      --output_dir=/tmp/bench_learning --train_steps=600 --eval_every=100
+      --output_dir=/tmp/bench_learning --eval_every=50
 
 Elapsed times are measured from the start of training (after the sample and
 the transform are written). --params_override (YAML/JSON) changes the
@@ -61,8 +61,10 @@ def _parse_args() -> argparse.Namespace:
   parser.add_argument('--num_segment_slots', type=int, default=16)
   parser.add_argument('--seed', type=int, default=0)
   parser.add_argument('--experiment', default='maskformer_tiny')
-  parser.add_argument('--train_steps', type=int, default=600)
-  parser.add_argument('--eval_every', type=int, default=100)
+  parser.add_argument('--train_steps', type=int, default=None,
+                      help="Training steps (default: the experiment's).")
+  parser.add_argument('--eval_every', type=int, default=50,
+                      help='Evaluate on the val split every this many steps.')
   parser.add_argument('--params_override', default='',
                       help='YAML/JSON overriding the experiment params.')
   return parser.parse_args()

@@ -12,10 +12,17 @@ import logging
 import os
 import pathlib
 import sys
+import warnings
 from typing import Optional, Sequence
+
+# Keep TensorFlow's C++ start-up chatter and Google client libraries'
+# Python-version notices off the terminal (run logs keep the rest).
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+warnings.filterwarnings('ignore', category=FutureWarning, module='google')
 
 from runners import vertex_runner
 from tfx_pipeline import config as pipeline_config
+from tfx_pipeline import predict
 from tfx_pipeline import report
 
 DEFAULT_OUTPUTS = pathlib.Path('outputs')
@@ -139,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
   _add_make_sample(subparsers)
   vertex_runner.add_compile_vertex_parser(subparsers)
   report.add_report_parser(subparsers)
+  predict.add_predict_parser(subparsers)
   return parser
 
 
@@ -232,7 +240,12 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """Entry point of the `maskformer-tfx` console script."""
   args = build_parser().parse_args(argv)
-  return args.handler(args)
+  try:
+    return args.handler(args)
+  except Exception as error:  # pylint: disable=broad-except
+    print(f'maskformer-tfx {args.command} failed: {_one_paragraph(error)}',
+          file=sys.stderr)
+    return 1
 
 
 if __name__ == '__main__':

@@ -55,6 +55,8 @@ def create_components(config: PipelineConfig) -> List[BaseNode]:
       'output_size': config.output_size,
       'num_segment_slots': config.num_segment_slots,
       'materialized': config.materialize,
+      # Stable across executions, so an interrupted training resumes.
+      'checkpoint_dir': f'{config.pipeline_root.rstrip("/")}/checkpoints',
   }
   trainer_args = dict(
       run_fn='trainer_module.run_fn',

@@ -313,6 +313,13 @@ def _predict_command(args: argparse.Namespace) -> int:
   return 0
 
 
+def _batch_size(text: str) -> int:
+  value = int(text)
+  if value < 1:
+    raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
+  return value
+
+
 def add_predict_parser(subparsers: Any) -> None:
   """Adds the `predict` subcommand to the CLI's subparsers."""
   parser = subparsers.add_parser(
@@ -332,6 +339,6 @@ def add_predict_parser(subparsers: Any) -> None:
                       'file(s) / glob (.gz = GZIP).')
   parser.add_argument('--output', required=True, type=pathlib.Path,
                       help='Output directory (created).')
-  parser.add_argument('--batch-size', type=int, default=8,
+  parser.add_argument('--batch-size', type=_batch_size, default=8,
                       help='Images per model call (default 8).')
   parser.set_defaults(handler=_predict_command)

@@ -27,12 +27,12 @@ With `checkpoint_dir` set, the TFMG model directory (checkpoints, written
 every `trainer.checkpoint_interval` steps) is `checkpoint_dir/<run key>`,
 which stays the same across executions: TFMG's CheckpointManager restores the
 latest checkpoint there and training continues from its step. The run key
-fingerprints the config without input paths and step counts (which change
-between executions or may be raised to train longer); a different model,
-data or optimizer config therefore starts a new run. The data files are not
-part of the key: a run that has reached `train_steps` is only exported again,
-also on new data with the same config; give such a run its own `run_key`
-(e.g. per dataset) to train it from the start. Without
+fingerprints the config and `train_steps` without the input paths and the
+transform graph location (new per TFX execution); a different model, data,
+optimizer config or number of steps therefore starts a new run. The data
+files are not part of the key: a run that has reached `train_steps` is only
+exported again, also on new data with the same config; give such a run its
+own `run_key` (e.g. per dataset) to train it from the start. Without
 `checkpoint_dir`, checkpoints go to `model_run_dir` (resuming only within
 one execution). TensorBoard summaries (losses of every output, learning
 rate, PQ at evaluation) and `params.yaml` are always written to
@@ -180,15 +180,18 @@ def build_experiment_config(fn_args: Any) -> cfg.ExperimentConfig:
 def run_key(params: cfg.ExperimentConfig) -> str:
   """Names a training run by what determines its checkpoints.
 
-  A fingerprint of the task and optimizer config, without the input paths,
-  transform graph location (new per TFX execution) and step counts.
+  A fingerprint of the task and optimizer config and the number of training
+  steps, without the input paths and transform graph location (new per TFX
+  execution): a rerun of an interrupted run resumes, a run asking for other
+  steps (e.g. a deliberately short one) starts afresh.
   """
   config = copy.deepcopy(params.as_dict())
   for data in ('train_data', 'validation_data'):
     config['task'][data].pop('input_path', None)
     config['task'][data].pop('transform_graph_dir', None)
   relevant = {'task': config['task'],
-              'optimizer_config': config['trainer']['optimizer_config']}
+              'optimizer_config': config['trainer']['optimizer_config'],
+              'train_steps': config['trainer']['train_steps']}
   digest = hashlib.sha256(
       json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
   return digest[:16]

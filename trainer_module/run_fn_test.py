@@ -33,6 +33,8 @@ PARAMS_OVERRIDE = {
                 'checkpoint_interval': 1, 'validation_interval': 1000},
 }
 KILL_AFTER_STEP = 3
+# Steps of the interrupted run (more than it can train before it is killed).
+RESUMED_TRAIN_STEPS = 12
 STARTUP_TIMEOUT_S = 600
 
 
@@ -126,7 +128,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(transformed_sample,
                                                           tmp_path):
   checkpoint_root = tmp_path / 'checkpoints'
   first = make_fn_args(transformed_sample, tmp_path / 'execution_1',
-                       train_steps=100_000,
+                       train_steps=RESUMED_TRAIN_STEPS,
                        checkpoint_dir=str(checkpoint_root))
   model_dir = checkpoint_dir_of(
       first, build_experiment_config(first))
@@ -146,27 +148,28 @@ def test_killed_training_resumes_from_its_last_checkpoint(transformed_sample,
     process.kill()
     process.wait()
   killed_at = checkpoint_step(model_dir)
-  assert killed_at >= KILL_AFTER_STEP
+  assert KILL_AFTER_STEP <= killed_at < RESUMED_TRAIN_STEPS
 
   # TFX reruns the Trainer as a new execution with a new model_run_dir.
   second = make_fn_args(transformed_sample, tmp_path / 'execution_2',
-                        train_steps=killed_at + 2,
+                        train_steps=RESUMED_TRAIN_STEPS,
                         checkpoint_dir=str(checkpoint_root))
   assert checkpoint_dir_of(
       second, build_experiment_config(second)) == model_dir
   run_fn(second)
 
-  assert checkpoint_step(model_dir) == killed_at + 2
+  assert checkpoint_step(model_dir) == RESUMED_TRAIN_STEPS
   model_run_dir = pathlib.Path(second.model_run_dir)
   train_steps = scalar_steps(model_run_dir / 'train')
-  # Only the two remaining steps ran: no restart from step 0.
-  assert sorted(train_steps['total_loss']) == [killed_at + 1, killed_at + 2]
+  # Only the remaining steps ran: no restart from step 0.
+  assert sorted(train_steps['total_loss']) == list(
+      range(killed_at + 1, RESUMED_TRAIN_STEPS + 1))
   for tag in ('loss_ce', 'loss_mask', 'loss_dice', 'loss_ce_0',
               'loss_mask_0', 'loss_dice_0', 'learning_rate'):
     assert tag in train_steps, sorted(train_steps)
   eval_steps = scalar_steps(model_run_dir / 'validation')
   for tag in ('pq', 'pq_things', 'pq_stuff', 'validation_loss'):
-    assert eval_steps[tag] == [killed_at + 2], sorted(eval_steps)
+    assert eval_steps[tag] == [RESUMED_TRAIN_STEPS], sorted(eval_steps)
   assert (model_run_dir / 'params.yaml').exists()
   loaded = tf.saved_model.load(second.serving_model_dir)
   assert set(loaded.signatures) == {export.SERVING_DEFAULT,
@@ -222,7 +225,7 @@ def test_sizes_that_contradict_the_transform_graph_are_rejected(
     build_experiment_config(fn_args)
 
 
-def test_run_key_ignores_paths_and_steps_but_not_the_model(
+def test_run_key_ignores_paths_but_not_the_model_or_steps(
     transformed_sample, tmp_path):
 
   def checkpoint_dir(fn_args):
@@ -232,9 +235,11 @@ def test_run_key_ignores_paths_and_steps_but_not_the_model(
   base = make_fn_args(transformed_sample, tmp_path / 'a', train_steps=5,
                       checkpoint_dir=str(tmp_path / 'ckpt'))
   other_execution = make_fn_args(transformed_sample, tmp_path / 'b',
-                                 train_steps=9,
+                                 train_steps=5,
                                  checkpoint_dir=str(tmp_path / 'ckpt'))
   other_execution.train_files = [transformed_sample['transformed'] + '*']
+  other_steps = make_fn_args(transformed_sample, tmp_path / 'a', train_steps=9,
+                             checkpoint_dir=str(tmp_path / 'ckpt'))
   other_model = make_fn_args(
       transformed_sample, tmp_path / 'a', train_steps=5,
       checkpoint_dir=str(tmp_path / 'ckpt'),
@@ -246,5 +251,6 @@ def test_run_key_ignores_paths_and_steps_but_not_the_model(
 
   assert checkpoint_dir(base) == checkpoint_dir(other_execution)
   assert checkpoint_dir(base) != checkpoint_dir(other_model)
+  assert checkpoint_dir(base) != checkpoint_dir(other_steps)
   assert checkpoint_dir(named) == str(tmp_path / 'ckpt' / 'mine')
   assert pathlib.Path(checkpoint_dir(base)).parent == tmp_path / 'ckpt'

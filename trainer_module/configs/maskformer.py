@@ -296,7 +296,7 @@ def maskformer_coco_panoptic() -> cfg.ExperimentConfig:
 @exp_factory.register_config_factory('maskformer_tiny')
 def maskformer_tiny() -> cfg.ExperimentConfig:
   """A small MaskFormer trained from scratch on CPU (synthetic sample)."""
-  train_steps = 600
+  train_steps = 300
   output_size = 128
   num_segment_slots = 16
   model = maskformer_model.MaskFormerModel(
@@ -333,7 +333,7 @@ def maskformer_tiny() -> cfg.ExperimentConfig:
           validation_interval=train_steps,
           steps_per_loop=50,
           summary_interval=50,
-          checkpoint_interval=200,
+          checkpoint_interval=100,
           max_to_keep=2,
           best_checkpoint_eval_metric='pq',
           best_checkpoint_metric_comp='higher',
