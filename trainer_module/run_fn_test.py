@@ -108,8 +108,10 @@ def checkpoint_step(model_dir: str) -> int:
   return int(path.rsplit('-', 1)[-1]) if path else 0
 
 
-def _run_fn_in_subprocess(fn_args: fn_args_utils.FnArgs) -> subprocess.Popen:
-  """Starts `run_fn(fn_args)` in a child process."""
+def _run_fn_in_subprocess(fn_args: fn_args_utils.FnArgs,
+                          log_path: pathlib.Path) -> subprocess.Popen:
+  """Starts `run_fn(fn_args)` in a child process logging to `log_path` (a
+  file, not a pipe: an unread pipe fills up and blocks the child)."""
   arguments = {name: getattr(fn_args, name) for name in (
       'train_files', 'eval_files', 'train_steps', 'eval_steps',
       'transform_output', 'model_run_dir', 'serving_model_dir',
@@ -119,9 +121,10 @@ def _run_fn_in_subprocess(fn_args: fn_args_utils.FnArgs) -> subprocess.Popen:
           'from trainer_module.run_fn import run_fn\n'
           'run_fn(fn_args_utils.FnArgs(**json.loads(sys.argv[1])))\n')
   env = dict(os.environ, TF_USE_LEGACY_KERAS='1', TF_CPP_MIN_LOG_LEVEL='2')
-  return subprocess.Popen(
-      [sys.executable, '-c', code, json.dumps(arguments)], cwd=REPO_ROOT,
-      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+  with open(log_path, 'wb') as log:
+    return subprocess.Popen(
+        [sys.executable, '-c', code, json.dumps(arguments)], cwd=REPO_ROOT,
+        env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def test_killed_training_resumes_from_its_last_checkpoint(transformed_sample,
@@ -132,16 +135,16 @@ def test_killed_training_resumes_from_its_last_checkpoint(transformed_sample,
                        checkpoint_dir=str(checkpoint_root))
   model_dir = checkpoint_dir_of(
       first, build_experiment_config(first))
-  process = _run_fn_in_subprocess(first)
+  log_path = tmp_path / 'run_fn_killed.log'
+  process = _run_fn_in_subprocess(first, log_path)
   try:
     deadline = time.time() + STARTUP_TIMEOUT_S
     while checkpoint_step(model_dir) < KILL_AFTER_STEP:
       if process.poll() is not None:
-        pytest.fail('run_fn exited early: ' +
-                    process.stderr.read().decode()[-3000:])
+        pytest.fail('run_fn exited early: ' + log_path.read_text()[-3000:])
       if time.time() > deadline:
         pytest.fail(f'No checkpoint of step {KILL_AFTER_STEP} after '
-                    f'{STARTUP_TIMEOUT_S} s.')
+                    f'{STARTUP_TIMEOUT_S} s: ' + log_path.read_text()[-3000:])
       time.sleep(0.2)
     process.send_signal(signal.SIGKILL)
   finally:
