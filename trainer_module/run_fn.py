@@ -208,6 +208,19 @@ def checkpoint_dir_of(fn_args: Any, params: cfg.ExperimentConfig) -> str:
   return os.path.join(base, key)
 
 
+def distribution_strategy(params: cfg.ExperimentConfig) -> tf.distribute.Strategy:
+  """Sets the runtime's mixed-precision policy; returns its strategy (TPU,
+  mirrored, one-device or default) as `params.runtime` describes."""
+  if params.runtime.mixed_precision_dtype:
+    performance.set_mixed_precision_policy(
+        params.runtime.mixed_precision_dtype)
+  return distribute_utils.get_distribution_strategy(
+      distribution_strategy=params.runtime.distribution_strategy,
+      all_reduce_alg=params.runtime.all_reduce_alg,
+      num_gpus=params.runtime.num_gpus,
+      tpu_address=params.runtime.tpu)
+
+
 def train_and_evaluate(params: cfg.ExperimentConfig, model_dir: str,
                        summary_dir: str) -> None:
   """Trains and evaluates with TFMG's `run_experiment` ('train_and_eval').
@@ -219,14 +232,7 @@ def train_and_evaluate(params: cfg.ExperimentConfig, model_dir: str,
     summary_dir: Where TensorBoard summaries go (`train/`, and the
       validation subdirectory of `params.trainer`).
   """
-  if params.runtime.mixed_precision_dtype:
-    performance.set_mixed_precision_policy(
-        params.runtime.mixed_precision_dtype)
-  strategy = distribute_utils.get_distribution_strategy(
-      distribution_strategy=params.runtime.distribution_strategy,
-      all_reduce_alg=params.runtime.all_reduce_alg,
-      num_gpus=params.runtime.num_gpus,
-      tpu_address=params.runtime.tpu)
+  strategy = distribution_strategy(params)
   with strategy.scope():
     task = task_factory.get_task(params.task, logging_dir=summary_dir)
     # Built here (as TFMG's runner would) so that the summary managers can

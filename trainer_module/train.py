@@ -17,13 +17,12 @@ from absl import flags
 import tf_keras
 
 import trainer_module  # pylint: disable=unused-import  (registers experiments)
-from official.common import distribute_utils
 from official.common import flags as tfm_flags
 from official.core import config_definitions as cfg
 from official.core import task_factory
 from official.core import train_lib
 from official.core import train_utils
-from official.modeling import performance
+from trainer_module.run_fn import distribution_strategy
 
 FLAGS = flags.FLAGS
 
@@ -48,14 +47,7 @@ def run_experiment(params: cfg.ExperimentConfig, model_dir: str,
   """
   if 'train' in mode:
     train_utils.serialize_config(params, model_dir)
-  if params.runtime.mixed_precision_dtype:
-    performance.set_mixed_precision_policy(
-        params.runtime.mixed_precision_dtype)
-  strategy = distribute_utils.get_distribution_strategy(
-      distribution_strategy=params.runtime.distribution_strategy,
-      all_reduce_alg=params.runtime.all_reduce_alg,
-      num_gpus=params.runtime.num_gpus,
-      tpu_address=params.runtime.tpu)
+  strategy = distribution_strategy(params)
   with strategy.scope():
     task = task_factory.get_task(params.task, logging_dir=model_dir)
   return train_lib.run_experiment(
