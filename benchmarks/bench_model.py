@@ -1,7 +1,11 @@
-"""Counts MaskFormer parameters and times inference, eager vs XLA.
+"""Counts MaskFormer parameters and times inference: eager, graph and XLA.
 
 Inference = model forward + bilinear upsampling of the mask logits to the
-input size + panoptic inference.
+input size + panoptic inference. `function` is the serving path (a TF graph
+that upsamples and post-processes only the kept queries); `xla` compiles the
+static-shape path (all queries), as on a TPU. An untrained model keeps no
+query, so the first `--kept-queries` queries are made confident (+20 on class
+7·q mod K, the rule of `benchmarks/torch_baseline/bench_torch_step.py`).
 
 Example:
   TF_USE_LEGACY_KERAS=1 PYTHONPATH=. python benchmarks/bench_model.py \
@@ -40,7 +44,10 @@ def _parse_args() -> argparse.Namespace:
                       help='untimed runs after the first (tracing) call')
   parser.add_argument('--precision', choices=('float32', 'mixed_bfloat16'),
                       default='float32')
-  parser.add_argument('--skip-eager', action='store_true')
+  parser.add_argument('--kept-queries', type=int, default=15,
+                      help='queries made confident before post-processing')
+  parser.add_argument('--modes', default='eager,function,xla',
+                      help='comma-separated subset of eager,function,xla')
   return parser.parse_args()
 
 
@@ -85,6 +92,9 @@ def main() -> None:
     config = maskformer_cfg.maskformer_tiny_model()
   if args.image_size:
     config.input_size = [args.image_size, args.image_size, 3]
+  # As exported for serving (`trainer_module.export.restore_model`): the
+  # auxiliary decoder layers' predictions are not computed.
+  config.deep_supervision = False
   height, width, _ = config.input_size
   model = factory.build_maskformer_model(config)
 
@@ -94,16 +104,31 @@ def main() -> None:
   images = tf.random.stateless_normal(
       [args.batch_size, height, width, 3], seed=[0, 0])
 
-  def infer(images):
+  kept = min(args.kept_queries, config.num_queries)
+  boost = np.zeros([1, config.num_queries, num_classes + 1], np.float32)
+  boost[0, np.arange(kept), (7 * np.arange(kept)) % num_classes] = 20.0
+
+  def infer(images, kept_queries_only):
     outputs = model(images, training=False)
-    mask_logits = tf.image.resize(outputs['mask_logits'], [height, width],
-                                  method='bilinear')
-    return panoptic_inference(outputs['class_logits'], mask_logits,
+    return panoptic_inference(outputs['class_logits'] + boost,
+                              outputs['mask_logits'],
                               thing_class_mask=thing_class_mask,
-                              category_ids=category_ids)
+                              category_ids=category_ids,
+                              output_size=(height, width),
+                              kept_queries_only=kept_queries_only)
 
   def run(fn):
     return lambda: {k: v.numpy() for k, v in fn(images).items()}
+
+  # AutoGraph is not needed (no data-dependent Python control flow) and would
+  # convert tf_keras internals, which TF 2.16 does not exclude.
+  modes = {
+      'eager': lambda x: infer(x, kept_queries_only=True),
+      'function': tf.function(lambda x: infer(x, kept_queries_only=True),
+                              autograph=False),
+      'xla': tf.function(lambda x: infer(x, kept_queries_only=False),
+                         jit_compile=True, autograph=False),
+  }
 
   model(images[:1], training=False)
   print(f'model={args.model} input={height}x{width} batch={args.batch_size} '
@@ -113,12 +138,12 @@ def main() -> None:
     print(f'params {name:>24}: {count:,} ({count / 1e6:.2f}M, '
           f'{100 * (count / REFERENCE_NUM_PARAMS - 1):+.2f}% vs reference '
           f'{REFERENCE_NUM_PARAMS / 1e6:.2f}M)')
-  if not args.skip_eager:
-    _report('eager', run(infer), args)
-  # AutoGraph is not needed (no data-dependent Python control flow) and would
-  # convert tf_keras internals, which TF 2.16 does not exclude.
-  _report('xla', run(tf.function(infer, jit_compile=True, autograph=False)),
-          args)
+  print(f'kept queries: {kept}')
+  for mode in args.modes.split(','):
+    if mode not in modes:
+      raise SystemExit(f'unknown mode {mode!r}; expected one of '
+                       f'{sorted(modes)}')
+    _report(mode, run(modes[mode]), args)
 
 
 if __name__ == '__main__':

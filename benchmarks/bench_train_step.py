@@ -44,16 +44,20 @@ def _parse_args() -> argparse.Namespace:
                       help=f'comma-separated subset of {MODES}')
   parser.add_argument('--mixed_precision', default=None,
                       help="e.g. 'mixed_bfloat16' (default float32)")
+  parser.add_argument('--segments', type=int, default=15,
+                      help='ground-truth segments per image (2 stuff + '
+                      'thing boxes; COCO averages ~11, the PyTorch baseline '
+                      'uses 15)')
   parser.add_argument('--seed', type=int, default=0)
   return parser.parse_args()
 
 
-def _synthetic_batch(batch: int, size: int, slots: int, seed: int
-                    ) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
+def _synthetic_batch(batch: int, size: int, slots: int, segments: int,
+                     seed: int) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
   """A training batch of random transformed examples."""
   rng = np.random.default_rng(seed)
-  examples = [test_utils.make_transformed_example(rng, size, slots)
-              for _ in range(batch)]
+  examples = [test_utils.make_transformed_example(
+      rng, size, slots, num_things=segments - 2) for _ in range(batch)]
   labels = {key: tf.constant(test_utils.stack(examples, key), tf.int32)
             for key in maskformer_input.TRAIN_LABEL_KEYS}
   images = maskformer_input.normalize_image(
@@ -97,10 +101,13 @@ def main() -> None:
       'validation_data': {'output_size': size}}})
   task = task_factory.get_task(config.task)
   slots = config.task.train_data.num_segment_slots
-  inputs = _synthetic_batch(args.batch, size, slots, args.seed)
+  if args.segments < 3:
+    raise SystemExit('--segments must be at least 3 (2 stuff + 1 thing)')
+  inputs = _synthetic_batch(args.batch, size, slots, args.segments, args.seed)
 
   print(f'experiment={args.experiment} S={size} batch={args.batch} '
         f'queries={config.task.model.num_queries} slots={slots} '
+        f'segments={args.segments} '
         f'policy={tf_keras.mixed_precision.global_policy().name} '
         f'repeats={args.repeats} '
         f'device={tf.config.list_logical_devices()[-1].name}')

@@ -7,7 +7,7 @@ can check that augmentations keep images and segment maps aligned.
 """
 
 import pathlib
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -41,8 +41,14 @@ def contiguous_class(category_id: int) -> int:
 
 
 def make_transformed_example(rng: np.random.Generator, output_size: int,
-                             num_segment_slots: int) -> Dict[str, np.ndarray]:
-  """Returns the transformed features of one random example (numpy)."""
+                             num_segment_slots: int,
+                             num_things: Optional[int] = None
+                            ) -> Dict[str, np.ndarray]:
+  """Returns the transformed features of one random example (numpy).
+
+  The example has two stuff segments and `num_things` thing boxes (default:
+  1 to 3 at random; at most `num_segment_slots` - 2).
+  """
   size, slots = output_size, num_segment_slots
   long_side = size
   short_side = int(rng.integers(size // 2, size + 1))
@@ -64,7 +70,9 @@ def make_transformed_example(rng: np.random.Generator, output_size: int,
   split = height // 2
   paint(0, slice(0, split), slice(0, width), STUFF_CATEGORY_IDS[0], 0)
   paint(1, slice(split, height), slice(0, width), STUFF_CATEGORY_IDS[1], 0)
-  num_things = int(rng.integers(1, min(3, slots - 2) + 1))
+  if num_things is None:
+    num_things = int(rng.integers(1, min(3, slots - 2) + 1))
+  num_things = min(num_things, slots - 2)
   for thing in range(num_things):
     box_h = int(rng.integers(height // 5, height // 2 + 1))
     box_w = int(rng.integers(width // 5, width // 2 + 1))

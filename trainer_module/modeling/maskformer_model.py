@@ -50,13 +50,20 @@ class MaskFormer(tf_keras.Model):
     if not self._deep_supervision:
       queries = queries[-1:]
     class_logits, mask_logits = self.heads(queries, mask_features)
+    num_aux = class_logits.shape[0] - 1
+    # tf.split, not slicing: the gradient of a slice writes a zero tensor of
+    # the whole [L, B, H/4, W/4, Q] stack per slice, that of a split is one
+    # concatenation.
+    aux_class_logits, final_class_logits = tf.split(class_logits,
+                                                    [num_aux, 1])
+    aux_mask_logits, final_mask_logits = tf.split(mask_logits, [num_aux, 1])
     outputs = {
-        'class_logits': class_logits[-1],
-        'mask_logits': mask_logits[-1],
+        'class_logits': tf.squeeze(final_class_logits, 0),
+        'mask_logits': tf.squeeze(final_mask_logits, 0),
     }
     if self._deep_supervision:
-      outputs['aux_class_logits'] = class_logits[:-1]
-      outputs['aux_mask_logits'] = mask_logits[:-1]
+      outputs['aux_class_logits'] = aux_class_logits
+      outputs['aux_mask_logits'] = aux_mask_logits
     return outputs
 
   @property

@@ -16,6 +16,12 @@ this shifts every assignment's total by the same amount) and the result is
 divided by its maximum (a positive scale does not change the optimum). The
 normalised costs lie in [0, 1], so the returned assignment is optimal up to
 float32 rounding of the costs' range (about n * 1e-7 * (max - min) in total).
+
+Speed: the solver is always compiled with XLA (a nested
+`tf.function(jit_compile=True)`), also when the caller runs eagerly or in a
+plain `tf.function`. As TF graph `while_loop`s its thousands of small
+iterations cost ~0.5 s per 100×100 matrix on a 2-core CPU; compiled, ~6 ms.
+Inside an XLA-compiled caller (TPU, `jit_compile=True`) it is simply inlined.
 """
 
 import tensorflow as tf
@@ -135,6 +141,11 @@ def _solve_rows_le_cols(cost: tf.Tensor) -> tf.Tensor:
   return row_of_col[:, :num_cols]
 
 
+# AutoGraph is not needed: the loops are explicit `tf.while_loop`s.
+_solve_rows_le_cols_compiled = tf.function(
+    _solve_rows_le_cols, jit_compile=True, autograph=False)
+
+
 def _normalise_cost(cost: tf.Tensor) -> tf.Tensor:
   """Maps each [n, m] matrix (n <= m) to [0, 1] without changing its optimum."""
   cost = cost - tf.reduce_min(cost, axis=2, keepdims=True)
@@ -170,7 +181,7 @@ def hungarian_matching(cost: tf.Tensor) -> tf.Tensor:
   transposed = num_rows > num_cols
   if transposed:
     cost = tf.transpose(cost, [0, 2, 1])
-  row_of_col = _solve_rows_le_cols(_normalise_cost(cost))
+  row_of_col = _solve_rows_le_cols_compiled(_normalise_cost(cost))
   assignment = tf.equal(
       row_of_col[:, tf.newaxis, :],
       tf.range(cost.shape[1], dtype=tf.int32)[tf.newaxis, :, tf.newaxis])

@@ -139,20 +139,23 @@ def assert_outputs_equal(actual, expected):
       np.testing.assert_array_equal(actual[key], value, err_msg=key)
 
 
+@pytest.mark.parametrize('kept_queries_only', [False, True])
 @pytest.mark.parametrize('seed', [0, 1, 2, 3, 4])
-def test_matches_reference_loop(seed):
+def test_matches_reference_loop(seed, kept_queries_only):
   class_logits, mask_logits = random_inputs(seed)
   batch, height, width, _ = mask_logits.shape
   pixel_valid = np.ones([batch, height, width], np.int32)
   expected = expected_outputs(class_logits, mask_logits, pixel_valid, 0.8, 0.8)
   # The random cases exercise kept, dropped and merged queries.
   assert expected['segment_valid'].any()
-  actual = run_op(class_logits, mask_logits)
+  actual = run_op(class_logits, mask_logits,
+                  kept_queries_only=kept_queries_only)
   assert_outputs_equal(actual, expected)
 
 
+@pytest.mark.parametrize('kept_queries_only', [False, True])
 @pytest.mark.parametrize('seed', [5, 6])
-def test_padding_is_void_and_ignored(seed):
+def test_padding_is_void_and_ignored(seed, kept_queries_only):
   class_logits, mask_logits = random_inputs(seed, batch=2)
   batch, height, width, _ = mask_logits.shape
   pixel_valid = np.zeros([batch, height, width], np.int32)
@@ -160,7 +163,7 @@ def test_padding_is_void_and_ignored(seed):
   pixel_valid[1, :, :9] = 1
   expected = expected_outputs(class_logits, mask_logits, pixel_valid, 0.8, 0.5)
   actual = run_op(class_logits, mask_logits, pixel_valid,
-                  overlap_threshold=0.5)
+                  overlap_threshold=0.5, kept_queries_only=kept_queries_only)
   assert_outputs_equal(actual, expected)
   assert not actual['category_mask'][pixel_valid == 0].any()
 
@@ -173,10 +176,12 @@ def make_logits(labels, num_queries, confidence=10.0):
   return logits
 
 
-def test_no_query_above_threshold_gives_all_void():
+@pytest.mark.parametrize('kept_queries_only', [False, True])
+def test_no_query_above_threshold_gives_all_void(kept_queries_only):
   class_logits, mask_logits = random_inputs(7, batch=2)
   class_logits = np.zeros_like(class_logits)  # uniform: score = 1/(K+1)
-  actual = run_op(class_logits, mask_logits)
+  actual = run_op(class_logits, mask_logits,
+                  kept_queries_only=kept_queries_only)
   assert not actual['category_mask'].any()
   assert not actual['instance_mask'].any()
   assert not actual['segment_valid'].any()
@@ -227,6 +232,23 @@ def test_query_dropped_by_overlap_rule():
   relaxed = run_op(class_logits, mask_logits, overlap_threshold=0.5)
   np.testing.assert_array_equal(relaxed['instance_mask'][0, 0],
                                 [0, 0, 0, 0, 1, 1])
+
+
+def test_kept_queries_only_with_resize_equals_resize_then_all_queries():
+  # Images of one batch keep different numbers of queries (one keeps none);
+  # resizing inside (after gathering the kept queries) gives the results of
+  # resizing all queries first.
+  class_logits, mask_logits = random_inputs(9, batch=3)
+  class_logits[2] = 0.0  # uniform scores: nothing kept in image 2
+  output_size = (53, 61)
+  pixel_valid = np.ones([3, *output_size], np.int32)
+  pixel_valid[1, 40:] = 0
+  resized = tf.image.resize(mask_logits, output_size, method='bilinear')
+  expected = run_op(class_logits, resized.numpy(), pixel_valid)
+  assert expected['segment_valid'][:2].any(axis=1).all()
+  actual = run_op(class_logits, mask_logits, pixel_valid,
+                  output_size=output_size, kept_queries_only=True)
+  assert_outputs_equal(actual, expected)
 
 
 def test_compiles_with_xla():

@@ -81,10 +81,13 @@ def _prediction_layers(model_outputs: Mapping[str, tf.Tensor]
   """
   layers = [('', model_outputs['class_logits'], model_outputs['mask_logits'])]
   if 'aux_class_logits' in model_outputs:
-    aux_class_logits = model_outputs['aux_class_logits']
-    aux_mask_logits = model_outputs['aux_mask_logits']
-    for i in range(aux_class_logits.shape[0]):
-      layers.append((f'_{i}', aux_class_logits[i], aux_mask_logits[i]))
+    # Unstacked, not indexed: the gradient of each index would be a zero
+    # tensor of the whole stack.
+    aux_class_logits = tf.unstack(model_outputs['aux_class_logits'])
+    aux_mask_logits = tf.unstack(model_outputs['aux_mask_logits'])
+    for i, (class_logits, mask_logits) in enumerate(
+        zip(aux_class_logits, aux_mask_logits)):
+      layers.append((f'_{i}', class_logits, mask_logits))
   return layers
 
 
@@ -266,22 +269,27 @@ class MaskFormerTask(base_task.Task):
     pixel_valid = labels['pixel_valid']
     gt_category = labels['category_mask']
     gt_instance = labels['instance_mask']
-    if evaluation.full_resolution:
-      mask_logits = tf.image.resize(
-          mask_logits, pixel_valid.shape[1:3],
-          method=tf.image.ResizeMethod.BILINEAR)
-    else:
+    if not evaluation.full_resolution:
       stride = pixel_valid.shape[1] // mask_logits.shape[1]
       pixel_valid = pixel_valid[:, ::stride, ::stride]
       gt_category = gt_category[:, ::stride, ::stride]
       gt_instance = gt_instance[:, ::stride, ::stride]
+    # Processing only the kept queries gives dynamic shapes, which XLA (and
+    # so a TPU) cannot compile; elsewhere it is the same result, faster.
+    on_tpu = isinstance(tf.distribute.get_strategy(),
+                        (tf.distribute.TPUStrategy,
+                         tf.distribute.experimental.TPUStrategy))
     panoptic = panoptic_inference(
         model_outputs['class_logits'], mask_logits,
         thing_class_mask=tf.constant(self._thing_class_mask, tf.bool),
         category_ids=tf.constant(self._category_ids, tf.int32),
         object_mask_threshold=evaluation.object_mask_threshold,
         overlap_threshold=evaluation.overlap_threshold,
-        pixel_valid=pixel_valid)
+        pixel_valid=pixel_valid,
+        output_size=(tuple(pixel_valid.shape[1:3])
+                     if evaluation.full_resolution
+                     else None),
+        kept_queries_only=not on_tpu)
     valid = tf.cast(pixel_valid, tf.bool)
     return {
         'gt_category_mask': tf.where(valid, tf.cast(gt_category, tf.int32), 0),
