@@ -6,6 +6,11 @@ sequentially, a panoptic segment is identified by its (category, instance)
 pair, where stuff segments have instance 0 (so stuff queries of the same
 class merge into one segment) and thing segments have instance q + 1 for the
 query q that owns them.
+
+By default every query is processed (static shapes). `kept_queries_only`
+processes only the queries that pass the class-score test, as the reference
+does: the same results at a fraction of the cost, with a dynamic size, for
+TF graphs that are not XLA-compiled (serving, CPU/GPU evaluation).
 """
 
 from typing import Dict, Optional, Sequence
