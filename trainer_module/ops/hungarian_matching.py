@@ -19,9 +19,10 @@ float32 rounding of the costs' range (about n * 1e-7 * (max - min) in total).
 
 Speed: the solver is always compiled with XLA (a nested
 `tf.function(jit_compile=True)`), also when the caller runs eagerly or in a
-plain `tf.function`. As TF graph `while_loop`s its thousands of small
-iterations cost ~0.5 s per 100×100 matrix on a 2-core CPU; compiled, ~6 ms.
-Inside an XLA-compiled caller (TPU, `jit_compile=True`) it is simply inlined.
+plain `tf.function`: as TF graph `while_loop`s its thousands of small
+iterations are much slower on CPU (`benchmarks/bench_matcher.py` times the
+compiled solver). Inside an XLA-compiled caller (TPU, `jit_compile=True`) it
+is simply inlined.
 """
 
 import tensorflow as tf
