@@ -1,27 +1,36 @@
 r"""Benchmark of the tf.Transform preprocessing on Beam's DirectRunner.
 
-Measures Transform throughput (examples/s) over K copies of TFMG panoptic
-records and the stored size of one transformed tf.Example (serialized, and
-gzipped as TFX writes it) against the dense alternative of N uint8 [S, S]
-masks.
+Measures Transform throughput over K copies of TFMG panoptic records and the
+stored size of one transformed tf.Example (serialized, and gzipped as TFX
+writes it) against the dense alternative of N uint8 [S, S] masks.
 
   TF_USE_LEGACY_KERAS=1 .venv/bin/python benchmarks/bench_transform.py \
-      --copies=8 --output_size=640 --num_segment_slots=100
+      --copies=64 --output_size=640 --num_segment_slots=100
 
 Without --raw_records, the real COCO sample in ../shared is converted with
-TFMG's converter first. Throughput is reported twice: over the whole run
-(pipeline start-up and graph tracing included) and as the marginal rate
-between a 1-copy run and the K-copy run.
+TFMG's converter first. Throughput is the marginal rate between a 1-copy run
+and the K-copy run (pipeline start-up and graph tracing cancel out), twice:
+* wall clock: examples/s of the whole DirectRunner with W workers; divided by
+  the cores it can use, min(W, cores), for a per-core figure. It depends on
+  what else runs on the machine (the load average is printed).
+* CPU time: CPU seconds of this process and its (Beam worker) children per
+  example, i.e. examples per core-second. Much less sensitive to other jobs.
+A profile of the per-example cost follows: the preprocessing_fn graph alone
+(one thread, CPU time per example) and the gzip of the written record (zlib
+level 6, what Beam's `.gz` TFRecord writer uses); the rest of the marginal CPU
+time is Beam, tf.Transform's Arrow conversion and the tf.Example encoding.
 """
 
 import argparse
 import gzip
 import os
 import pathlib
+import resource
 import sys
 import tempfile
 import time
-from typing import Dict
+import zlib
+from typing import Sequence, Tuple
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -32,10 +41,10 @@ os.environ['PYTHONPATH'] = os.pathsep.join(
     p for p in (str(_REPO_ROOT), os.environ.get('PYTHONPATH')) if p)
 sys.path.insert(0, str(_REPO_ROOT))
 
-import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from transform_module import beam_runner  # pylint: disable=g-import-not-at-top,wrong-import-position
+from transform_module import preprocessing  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _COCO_SAMPLE_DIR = (_REPO_ROOT.parent / 'shared' / 'data' /
                     'coco_panoptic_sample')
@@ -46,7 +55,7 @@ def _parse_args() -> argparse.Namespace:
   parser.add_argument('--raw_records', default=None,
                       help='Glob of TFMG panoptic TFRecords (default: convert '
                       'the real COCO sample in ../shared).')
-  parser.add_argument('--copies', type=int, default=8,
+  parser.add_argument('--copies', type=int, default=64,
                       help='K: how many times the records are repeated.')
   parser.add_argument('--output_size', type=int, default=640)
   parser.add_argument('--num_segment_slots', type=int, default=100)
@@ -54,6 +63,8 @@ def _parse_args() -> argparse.Namespace:
   parser.add_argument('--direct_running_mode', default='multi_processing',
                       choices=['in_memory', 'multi_threading',
                                'multi_processing'])
+  parser.add_argument('--graph_repeats', type=int, default=10,
+                      help='Repeats of the preprocessing_fn graph timing.')
   parser.add_argument('--work_dir', default=None,
                       help='Scratch directory (default: a temporary one).')
   return parser.parse_args()
@@ -74,9 +85,15 @@ def _raw_records(args: argparse.Namespace, work_dir: pathlib.Path):
           tf.data.TFRecordDataset([str(f) for f in files])]
 
 
+def _cpu_seconds() -> float:
+  """CPU time of this process and of its terminated children."""
+  children = resource.getrusage(resource.RUSAGE_CHILDREN)
+  return time.process_time() + children.ru_utime + children.ru_stime
+
+
 def _timed_transform(records, copies: int, run_dir: pathlib.Path,
-                     args: argparse.Namespace) -> float:
-  """Writes `copies` repetitions of `records`, transforms them, returns s."""
+                     args: argparse.Namespace) -> Tuple[float, float]:
+  """Transforms `copies` repetitions of `records`: (wall s, CPU s)."""
   run_dir.mkdir(parents=True)
   raw_file = str(run_dir / 'raw.tfrecord')
   with tf.io.TFRecordWriter(raw_file) as writer:
@@ -86,12 +103,36 @@ def _timed_transform(records, copies: int, run_dir: pathlib.Path,
   beam_args = ['--runner=DirectRunner',
                f'--direct_num_workers={args.direct_num_workers}',
                f'--direct_running_mode={args.direct_running_mode}']
-  start = time.perf_counter()
+  start, cpu_start = time.perf_counter(), _cpu_seconds()
   beam_runner.run_transform(
       raw_file, str(run_dir / 'output'),
       {'output_size': args.output_size,
        'num_segment_slots': args.num_segment_slots}, beam_args)
-  return time.perf_counter() - start
+  return time.perf_counter() - start, _cpu_seconds() - cpu_start
+
+
+def _graph_cpu_ms(records: Sequence[bytes], args: argparse.Namespace) -> float:
+  """CPU ms per example of the preprocessing_fn graph alone (one thread)."""
+  raw = tf.io.parse_example(tf.constant(records),
+                            preprocessing.raw_feature_spec())
+  config = {'output_size': args.output_size,
+            'num_segment_slots': args.num_segment_slots}
+  function = tf.function(
+      lambda features: preprocessing.preprocessing_fn(features, config))
+  function(raw)
+  start = time.process_time()
+  for _ in range(args.graph_repeats):
+    function(raw)
+  return ((time.process_time() - start) * 1e3 /
+          (args.graph_repeats * len(records)))
+
+
+def _gzip_cpu_ms(transformed: Sequence[bytes]) -> float:
+  """CPU ms per record of zlib level 6 (Beam's gzip TFRecord writer)."""
+  start = time.process_time()
+  for record in transformed:
+    zlib.compress(record, 6)
+  return (time.process_time() - start) * 1e3 / len(transformed)
 
 
 def _feature_sizes(serialized: bytes):
@@ -102,49 +143,42 @@ def _feature_sizes(serialized: bytes):
     single = tf.train.Example()
     single.features.feature[key].CopyFrom(feature)
     data = single.SerializeToString()
-    sizes[key] = (len(data), len(gzip.compress(data)))
+    sizes[key] = (len(data), len(gzip.compress(data, 6)))
   return sizes
-
-
-def _image_encoding_sizes(serialized: bytes) -> Dict[str, int]:
-  """Gzipped bytes of the example's `image` alone as float32 (the contract),
-  int64 and raw uint8 bytes: what other output contracts would store."""
-  example = tf.train.Example.FromString(serialized)
-  pixels = np.array(example.features.feature['image'].float_list.value,
-                    np.float32)
-  features = {
-      'float32': tf.train.Feature(float_list=tf.train.FloatList(
-          value=pixels)),
-      'int64': tf.train.Feature(int64_list=tf.train.Int64List(
-          value=pixels.astype(np.int64))),
-      'uint8 bytes': tf.train.Feature(bytes_list=tf.train.BytesList(
-          value=[pixels.astype(np.uint8).tobytes()])),
-  }
-  return {
-      name: len(gzip.compress(tf.train.Example(features=tf.train.Features(
-          feature={'image': feature})).SerializeToString()))
-      for name, feature in features.items()}
 
 
 def main() -> None:
   args = _parse_args()
+  # One thread in this process, so that the graph timing is per core (the
+  # Beam workers are other processes with their own settings).
+  tf.config.threading.set_intra_op_parallelism_threads(1)
+  tf.config.threading.set_inter_op_parallelism_threads(1)
   work_dir = pathlib.Path(args.work_dir or tempfile.mkdtemp(
       prefix='bench_transform_'))
   records = _raw_records(args, work_dir)
-  base_seconds = _timed_transform(records, 1, work_dir / 'run_1', args)
-  seconds = _timed_transform(records, args.copies,
-                             work_dir / f'run_{args.copies}', args)
+  load_before = os.getloadavg()[0]
+  base_seconds, base_cpu = _timed_transform(records, 1, work_dir / 'run_1',
+                                            args)
+  seconds, cpu = _timed_transform(records, args.copies,
+                                  work_dir / f'run_{args.copies}', args)
+  load_after = os.getloadavg()[0]
   num_examples = args.copies * len(records)
-  marginal_rate = (num_examples - len(records)) / max(
-      seconds - base_seconds, 1e-9)
+  extra = num_examples - len(records)
+  marginal_rate = extra / max(seconds - base_seconds, 1e-9)
+  cores = min(args.direct_num_workers, os.cpu_count() or 1)
+  if args.direct_running_mode == 'in_memory':
+    cores = 1
+  cpu_per_example = (cpu - base_cpu) / extra
 
   output_dir = work_dir / f'run_{args.copies}' / 'output'
   transformed = [record.numpy() for record in tf.data.TFRecordDataset(
       beam_runner.transformed_example_files(str(output_dir)),
       compression_type='GZIP')]
+  graph_ms = _graph_cpu_ms(records, args)
+  gzip_ms = _gzip_cpu_ms(transformed[:2 * len(records)])
   raw_bytes = sum(len(t) for t in transformed) / len(transformed)
-  gzip_bytes = sum(len(gzip.compress(t)) for t in transformed) / len(
-      transformed)
+  gzip_bytes = sum(len(gzip.compress(t, 6)) for t in transformed[
+      :len(records)]) / len(records)
   file_bytes = sum(os.path.getsize(f) for f in
                    beam_runner.transformed_example_files(str(output_dir)))
   dense_bytes = args.num_segment_slots * args.output_size**2
@@ -153,11 +187,18 @@ def main() -> None:
   print(f'device: CPU ({os.cpu_count()} cores), DirectRunner '
         f'{args.direct_running_mode} x{args.direct_num_workers}; '
         f'S={args.output_size}, N={args.num_segment_slots}, '
-        f'{len(records)} records x {args.copies} copies')
-  print(f'transform: {num_examples} examples in {seconds:.1f} s = '
-        f'{num_examples / seconds:.2f} examples/s (whole run); '
-        f'1-copy run {base_seconds:.1f} s; marginal '
-        f'{marginal_rate:.2f} examples/s')
+        f'{len(records)} records x {args.copies} copies; load average '
+        f'{load_before:.1f} before, {load_after:.1f} after the runs')
+  print(f'transform wall: {num_examples} examples in {seconds:.1f} s '
+        f'({num_examples / seconds:.2f} examples/s whole run), 1-copy run '
+        f'{base_seconds:.1f} s; marginal {marginal_rate:.2f} examples/s = '
+        f'{marginal_rate / cores:.2f} examples/s per core ({cores} cores)')
+  print(f'transform CPU time: marginal {cpu_per_example * 1e3:.1f} ms per '
+        f'example = {1 / cpu_per_example:.2f} examples per core-second')
+  print(f'profile (CPU ms per example): preprocessing_fn graph '
+        f'{graph_ms:.1f}, gzip of the record {gzip_ms:.1f}, the rest (Beam, '
+        f'Arrow, tf.Example encoding, I/O) '
+        f'{cpu_per_example * 1e3 - graph_ms - gzip_ms:.1f}')
   print(f'raw input tf.Example: {input_bytes / 1e6:.3f} MB/example')
   print(f'transformed tf.Example: {raw_bytes / 1e6:.3f} MB serialized, '
         f'{gzip_bytes / 1e6:.3f} MB gzipped per example; gzipped TFRecord '
@@ -165,24 +206,12 @@ def main() -> None:
   print(f'dense [N, S, S] uint8 masks: {dense_bytes / 1e6:.2f} MB -> '
         f'{dense_bytes / raw_bytes:.1f}x smaller serialized, '
         f'{dense_bytes / gzip_bytes:.1f}x smaller gzipped')
-  # The float32 `image` of the output contract alone bounds the ratio: a
-  # record with dense masks would carry the same image.
-  encodings = [_image_encoding_sizes(t) for t in transformed]
-  image_gzip = sum(sizes['float32'] for sizes in encodings) / len(encodings)
-  labels_gzip = gzip_bytes - image_gzip
-  print(f'of it the float32 image alone: {image_gzip / 1e6:.3f} MB gzipped '
-        f'(caps the ratio at {dense_bytes / image_gzip:.1f}x); everything '
-        f'else ~{labels_gzip / 1e6:.3f} MB: slot labels '
-        f'{dense_bytes / max(labels_gzip, 1):.0f}x smaller than dense masks')
-  for name in ('int64', 'uint8 bytes'):
-    size = sum(sizes[name] for sizes in encodings) / len(encodings)
-    print(f'the image as {name} instead: {size / 1e6:.3f} MB gzipped '
-          f'({dense_bytes / size:.1f}x below dense masks)')
   sizes = _feature_sizes(transformed[0])
   for key, (serialized, gzipped) in sorted(sizes.items(),
                                            key=lambda item: -item[1][0]):
     print(f'  {key:22s} {serialized / 1e6:8.3f} MB serialized '
           f'{gzipped / 1e6:8.3f} MB gzipped')
+
 
 if __name__ == '__main__':
   main()

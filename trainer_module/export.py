@@ -39,6 +39,7 @@ from schemas import load_categories
 from trainer_module.dataloaders import maskformer_input
 from trainer_module.modeling import factory
 from trainer_module.ops.panoptic_inference import panoptic_inference
+from transform_module import encoding
 from transform_module import preprocessing
 
 SERVING_DEFAULT = 'serving_default'
@@ -98,9 +99,10 @@ class PanopticServingModule(tf.Module):
     def panoptic(raw: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
       """Transform, model and panoptic inference of raw image features."""
       transformed = transform.apply_transform_model(dict(raw))
-      pixel_valid = tf.cast(transformed['pixel_valid'], tf.int32)
-      images = maskformer_input.normalize_image(transformed['image'],
-                                                pixel_valid)
+      decoded = encoding.decode_transformed(
+          {key: transformed[key] for key in ('image', 'original_size')})
+      pixel_valid = decoded['pixel_valid']
+      images = maskformer_input.normalize_image(decoded['image'], pixel_valid)
       outputs = model(images, training=False)
       # Serving runs as a TF graph (not XLA): only the kept queries' mask
       # logits are upsampled and post-processed, as in the reference.
@@ -134,8 +136,8 @@ class PanopticServingModule(tf.Module):
       """Transformed label maps (COCO category / instance ids at S × S)."""
       transformed = transform.apply_transform_model(
           tf.io.parse_example(examples, labelled_spec))
-      return {key: tf.cast(transformed[key], tf.int32)
-              for key in LABEL_OUTPUT_KEYS}
+      return encoding.decode_transformed(
+          {key: transformed[key] for key in LABEL_OUTPUT_KEYS})
 
     def serving_function(function, input_name):
       return tf.function(

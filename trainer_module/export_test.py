@@ -24,6 +24,7 @@ from trainer_module.run_fn_test import NUM_SEGMENT_SLOTS
 from trainer_module.run_fn_test import OUTPUT_SIZE
 from trainer_module.run_fn_test import transformed_sample  # pylint: disable=unused-import
 from transform_module import beam_runner
+from transform_module import encoding
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Reference (detectron2) pixel normalisation.
@@ -126,8 +127,8 @@ def _reference_outputs(model, transform_dir: str,
   raw = tf.io.parse_example(
       examples, {key: tf.io.FixedLenFeature([], tf.string)
                  for key in ('image/encoded', 'image/source_id')})
-  transformed = _numpy(tft.TFTransformOutput(
-      transform_dir).transform_raw_features(raw, drop_unused_features=True))
+  transformed = _numpy(encoding.decode_transformed(tft.TFTransformOutput(
+      transform_dir).transform_raw_features(raw, drop_unused_features=True)))
   valid = transformed['pixel_valid'] > 0
   images = np.where(valid[..., None],
                     (transformed['image'] - PIXEL_MEAN) / PIXEL_STD, 0.0)

@@ -15,9 +15,12 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata
+from tensorflow_transform.tf_metadata import metadata_io
 from tensorflow_transform.tf_metadata import schema_utils
 from tfx_bsl.public import tfxio
 
+from transform_module import encoding
 from transform_module import preprocessing
 
 TRANSFORMED_EXAMPLES_PREFIX = 'transformed_examples'
@@ -31,9 +34,11 @@ def run_transform(raw_file_pattern: str, output_dir: str,
                   beam_args: Sequence[str] = IN_MEMORY_BEAM_ARGS) -> None:
   """Analyzes and transforms raw TFMG records with `preprocessing_fn`.
 
-  Writes `output_dir/transform_fn`, `output_dir/transformed_metadata` (readable
-  with `tft.TFTransformOutput(output_dir)`) and gzipped TFRecords of
-  transformed tf.Examples named `output_dir/transformed_examples-*.gz`.
+  Writes `output_dir/transform_fn`, `output_dir/transformed_metadata` and, as
+  TFX's Transform does, the raw metadata `output_dir/metadata` (readable with
+  `tft.TFTransformOutput(output_dir)`, whose `raw_feature_spec()` the
+  Trainer's on-the-fly path uses), and gzipped TFRecords of transformed
+  tf.Examples named `output_dir/transformed_examples-*.gz`.
 
   Args:
     raw_file_pattern: glob of TFRecord files of raw tf.Examples.
@@ -64,6 +69,9 @@ def run_transform(raw_file_pattern: str, output_dir: str,
                file_name_suffix='.gz'))
       _ = transform_fn | 'WriteTransformFn' >> tft_beam.WriteTransformFn(
           output_dir)
+  metadata_io.write_metadata(
+      dataset_metadata.DatasetMetadata(schema),
+      os.path.join(output_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
 
 
 def transformed_example_files(output_dir: str) -> Sequence[str]:
@@ -74,13 +82,19 @@ def transformed_example_files(output_dir: str) -> Sequence[str]:
 
 def read_transformed_examples(output_dir: str
                               ) -> Dict[str, Dict[str, np.ndarray]]:
-  """Parses the transformed examples of `run_transform`, keyed by source_id."""
+  """Parses the transformed examples of `run_transform`, keyed by source_id.
+
+  The row-encoded maps are decoded (`encoding.decode_transformed`): `image`
+  uint8 [S, S, 3], the label maps int32 [S, S], plus the derived
+  `pixel_valid`.
+  """
   spec = tft.TFTransformOutput(output_dir).transformed_feature_spec()
   dataset = tf.data.TFRecordDataset(transformed_example_files(output_dir),
                                     compression_type='GZIP')
   result = {}
   for record in dataset:
-    parsed = tf.io.parse_single_example(record, spec)
+    parsed = encoding.decode_transformed(
+        tf.io.parse_single_example(record, spec))
     values = {key: value.numpy() for key, value in parsed.items()}
     result[values['source_id'].decode()] = values
   return result

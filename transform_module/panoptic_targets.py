@@ -62,25 +62,28 @@ class CategoryTables:
         self.lookup(self.contiguous_id, ids) >= 0)
 
 
-def scaled_size(height: tf.Tensor, width: tf.Tensor,
-                output_size: int) -> tf.Tensor:
-  """(new_height, new_width) int32 with the longer side = `output_size`.
+def scaled_sizes(size: tf.Tensor, output_size) -> tf.Tensor:
+  """(new_height, new_width) int32 [..., 2] with the longer side = `output_size`.
 
   The shorter side is rounded half up, and at least 1.
 
   Args:
-    height: int32 scalar, input height (> 0).
-    width: int32 scalar, input width (> 0).
-    output_size: the target length of the longer side.
+    size: integer [..., 2], input (height, width) (> 0).
+    output_size: the target length of the longer side (int or scalar).
 
   Returns:
-    int32 [2].
+    int32 [..., 2].
   """
-  longer = tf.maximum(height, width)
-  size = tf.cast(tf.stack([height, width]), tf.int64)
-  longer = tf.cast(longer, tf.int64)
-  scaled = (2 * size * output_size + longer) // (2 * longer)
+  size = tf.cast(size, tf.int64)
+  longer = tf.reduce_max(size, axis=-1, keepdims=True)
+  scaled = (2 * size * tf.cast(output_size, tf.int64) + longer) // (2 * longer)
   return tf.cast(tf.maximum(scaled, 1), tf.int32)
+
+
+def scaled_size(height: tf.Tensor, width: tf.Tensor,
+                output_size: int) -> tf.Tensor:
+  """`scaled_sizes` of one (height, width) pair of int32 scalars: int32 [2]."""
+  return scaled_sizes(tf.stack([height, width]), output_size)
 
 
 def nearest_source_indices(in_size: tf.Tensor, out_size: tf.Tensor
@@ -93,11 +96,19 @@ def nearest_source_indices(in_size: tf.Tensor, out_size: tf.Tensor
 
 
 def resize_nearest(mask: tf.Tensor, new_size: tf.Tensor) -> tf.Tensor:
-  """Nearest-neighbour resize of a [H, W] mask to `new_size` (int32 [2])."""
+  """Nearest-neighbour resize of a [H, W] mask to `new_size` (int32 [2]).
+
+  At the mask's own size the resize is the identity and is skipped.
+  """
   shape = tf.shape(mask)
-  rows = nearest_source_indices(shape[0], new_size[0])
-  cols = nearest_source_indices(shape[1], new_size[1])
-  return tf.gather(tf.gather(mask, rows, axis=0), cols, axis=1)
+
+  def resize() -> tf.Tensor:
+    rows = nearest_source_indices(shape[0], new_size[0])
+    cols = nearest_source_indices(shape[1], new_size[1])
+    return tf.gather(tf.gather(mask, rows, axis=0), cols, axis=1)
+
+  same_size = tf.reduce_all(tf.equal(shape[:2], new_size))
+  return tf.cond(same_size, lambda: tf.identity(mask), resize)
 
 
 def pad_to_square(values: tf.Tensor, output_size: int,
@@ -113,22 +124,29 @@ def pad_to_square(values: tf.Tensor, output_size: int,
 
 
 def resize_image(image: tf.Tensor, new_size: tf.Tensor) -> tf.Tensor:
-  """Bilinear (antialiased) resize of uint8 [H, W, 3] to float32 integers.
+  """Bilinear (antialiased) resize of uint8 [H, W, 3], rounded to uint8.
 
-  The result is rounded to integers in [0, 255] so that the float32 feature
-  compresses well; the model normalises it.
+  The float result of the resize is rounded to the nearest integer and
+  clipped to [0, 255]. When `new_size` is the image's size (COCO images whose
+  longer side is already S) the resize is the identity (the antialiasing
+  triangle kernel has weight 1 on the pixel itself and 0 on its neighbours),
+  so it is skipped.
 
   Args:
     image: uint8 [H, W, 3].
     new_size: int32 [2].
 
   Returns:
-    float32 [new_height, new_width, 3] with integer values in [0, 255].
+    uint8 [new_height, new_width, 3].
   """
-  resized = tf.image.resize(tf.cast(image, tf.float32), new_size,
-                            method=tf.image.ResizeMethod.BILINEAR,
-                            antialias=True)
-  return tf.clip_by_value(tf.round(resized), 0.0, 255.0)
+  def resize() -> tf.Tensor:
+    resized = tf.image.resize(tf.cast(image, tf.float32), new_size,
+                              method=tf.image.ResizeMethod.BILINEAR,
+                              antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+
+  same_size = tf.reduce_all(tf.equal(tf.shape(image)[:2], new_size))
+  return tf.cond(same_size, lambda: tf.identity(image), resize)
 
 
 def segment_targets(category_mask: tf.Tensor, instance_mask: tf.Tensor,

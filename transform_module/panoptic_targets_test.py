@@ -164,3 +164,21 @@ def test_segment_targets_keeps_largest_and_counts_dropped():
   for k in range(4):
     assert np.all(segment_map[k, :10 - k] == k)
   assert np.all(segment_map[4:] == -1)
+
+
+@pytest.mark.parametrize('height,width,new_size', [
+    (30, 45, (30, 45)),   # Same size: the resize is skipped.
+    (30, 45, (20, 30)),   # Downscale (antialiased).
+    (30, 45, (43, 64)),   # Upscale.
+    (1, 45, (1, 45)),
+])
+def test_resize_image_equals_rounded_float_resize(height, width, new_size):
+  image = np.random.default_rng(height + width).integers(
+      0, 256, size=[height, width, 3]).astype(np.uint8)
+  reference = tf.clip_by_value(tf.round(tf.image.resize(
+      tf.constant(image, tf.float32), new_size, antialias=True)), 0.0, 255.0)
+  actual = panoptic_targets.resize_image(tf.constant(image),
+                                         tf.constant(new_size))
+  assert actual.dtype == tf.uint8
+  np.testing.assert_array_equal(actual.numpy().astype(np.float32),
+                                reference.numpy())

@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import tensorflow as tf
 
 from transform_module import decode_ops
+from transform_module import encoding
 from transform_module import panoptic_targets
 
 # Raw features, as written by official/vision/data/create_coco_tf_record.py
@@ -40,7 +41,7 @@ CATEGORIES_PACKAGE = 'schemas'
 CATEGORIES_FILE = 'panoptic_coco_categories.json'
 
 # Outputs of the image branch.
-IMAGE_OUTPUT_KEYS = ('image', 'pixel_valid', 'original_size', 'source_id')
+IMAGE_OUTPUT_KEYS = ('image', 'original_size', 'source_id')
 # Outputs of the label branch.
 LABEL_OUTPUT_KEYS = ('segment_map', 'segment_classes', 'segment_is_thing',
                      'num_segments', 'num_dropped_segments', 'category_mask',
@@ -70,6 +71,11 @@ class TransformConfig:
     if config.output_size <= 0 or config.num_segment_slots <= 0:
       raise ValueError(f'output_size and num_segment_slots must be positive, '
                        f'got {config}.')
+    if config.num_segment_slots > encoding.MAX_NUM_SEGMENT_SLOTS:
+      raise ValueError(
+          f'num_segment_slots must be at most '
+          f'{encoding.MAX_NUM_SEGMENT_SLOTS} (segment_map is stored as '
+          f'int16), got {config.num_segment_slots}.')
     return config
 
 
@@ -99,9 +105,8 @@ def _image_outputs(encoded: tf.Tensor, source_id: tf.Tensor,
                                           config.output_size)
   resized = panoptic_targets.resize_image(image, new_size)
   return {
-      'image': panoptic_targets.pad_to_square(resized, config.output_size),
-      'pixel_valid': panoptic_targets.pad_to_square(
-          tf.ones(new_size, tf.int64), config.output_size),
+      'image': encoding.encode_rows(
+          'image', panoptic_targets.pad_to_square(resized, config.output_size)),
       'original_size': tf.cast(image_size, tf.int64),
   }
 
@@ -156,24 +161,25 @@ def _label_targets(category_png: tf.Tensor, instance_png: tf.Tensor,
     new_size = panoptic_targets.scaled_size(
         tf.cast(image_size[0], tf.int32), tf.cast(image_size[1], tf.int32),
         config.output_size)
-    category = panoptic_targets.pad_to_square(
-        panoptic_targets.resize_nearest(category, new_size),
-        config.output_size)
-    instance = panoptic_targets.pad_to_square(
-        panoptic_targets.resize_nearest(instance, new_size),
-        config.output_size)
+    category = panoptic_targets.resize_nearest(category, new_size)
+    instance = panoptic_targets.resize_nearest(instance, new_size)
+    # Slots are found on the resized masks before padding (fewer pixels).
     targets = panoptic_targets.segment_targets(category, instance, tables,
                                                config.num_segment_slots)
-  targets['category_mask'] = tf.cast(category, tf.int64)
-  targets['instance_mask'] = tf.cast(instance, tf.int64)
+  targets['segment_map'] = panoptic_targets.pad_to_square(
+      targets['segment_map'], config.output_size, constant_value=-1)
+  targets['category_mask'] = panoptic_targets.pad_to_square(
+      category, config.output_size)
+  targets['instance_mask'] = panoptic_targets.pad_to_square(
+      instance, config.output_size)
   targets['has_labels'] = tf.constant(1, tf.int64)
-  return targets
+  return _encode_maps(targets)
 
 
 def _unlabelled_targets(config: TransformConfig) -> Dict[str, tf.Tensor]:
   """All-void targets for an example without label PNGs."""
   size, slots = config.output_size, config.num_segment_slots
-  return {
+  return _encode_maps({
       'segment_map': tf.fill([size, size], tf.constant(-1, tf.int64)),
       'segment_classes': tf.fill([slots], tf.constant(-1, tf.int64)),
       'segment_is_thing': tf.zeros([slots], tf.int64),
@@ -182,7 +188,14 @@ def _unlabelled_targets(config: TransformConfig) -> Dict[str, tf.Tensor]:
       'category_mask': tf.zeros([size, size], tf.int64),
       'instance_mask': tf.zeros([size, size], tf.int64),
       'has_labels': tf.constant(0, tf.int64),
-  }
+  })
+
+
+def _encode_maps(targets: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+  """Row-encodes the S×S label maps (`encoding.encode_rows`)."""
+  return {key: (encoding.encode_rows(key, value)
+                if key in encoding.ROW_DTYPES else value)
+          for key, value in targets.items()}
 
 
 def _label_outputs(category_png: tf.Tensor, instance_png: tf.Tensor,
@@ -209,16 +222,15 @@ def _output_signature(config: TransformConfig,
                       keys: Sequence[str]) -> Dict[str, tf.TensorSpec]:
   size, slots = config.output_size, config.num_segment_slots
   specs = {
-      'image': tf.TensorSpec([size, size, 3], tf.float32),
-      'pixel_valid': tf.TensorSpec([size, size], tf.int64),
+      'image': tf.TensorSpec([size], tf.string),
       'original_size': tf.TensorSpec([2], tf.int64),
-      'segment_map': tf.TensorSpec([size, size], tf.int64),
+      'segment_map': tf.TensorSpec([size], tf.string),
       'segment_classes': tf.TensorSpec([slots], tf.int64),
       'segment_is_thing': tf.TensorSpec([slots], tf.int64),
       'num_segments': tf.TensorSpec([], tf.int64),
       'num_dropped_segments': tf.TensorSpec([], tf.int64),
-      'category_mask': tf.TensorSpec([size, size], tf.int64),
-      'instance_mask': tf.TensorSpec([size, size], tf.int64),
+      'category_mask': tf.TensorSpec([size], tf.string),
+      'instance_mask': tf.TensorSpec([size], tf.string),
       'has_labels': tf.TensorSpec([], tf.int64),
   }
   return {key: specs[key] for key in keys}
@@ -239,8 +251,11 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor],
     The transformed features described in `schemas/transform_output.md`.
   """
   config = TransformConfig.from_custom_config(custom_config)
-  tables = panoptic_targets.CategoryTables.from_categories(
-      load_panoptic_categories())
+  categories = load_panoptic_categories()
+  if max(int(c['id']) for c in categories) > encoding.MAX_CATEGORY_ID:
+    raise ValueError('category_mask is stored as uint8: category ids must be '
+                     f'at most {encoding.MAX_CATEGORY_ID}.')
+  tables = panoptic_targets.CategoryTables.from_categories(categories)
   source_id = tf.reshape(inputs[SOURCE_ID_KEY], [-1])
   encoded_image = tf.reshape(inputs[IMAGE_KEY], [-1])
 
@@ -248,7 +263,7 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor],
       lambda args: _image_outputs(*args, config=config),
       (encoded_image, source_id),
       fn_output_signature=_output_signature(
-          config, ('image', 'pixel_valid', 'original_size')))
+          config, ('image', 'original_size')))
   outputs['source_id'] = source_id
 
   label_inputs = (

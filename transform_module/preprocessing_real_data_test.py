@@ -12,9 +12,11 @@ import pathlib
 import numpy as np
 from PIL import Image
 import pytest
+import tensorflow as tf
 
 from tfx_pipeline import coco_conversion
 from transform_module import beam_runner
+from transform_module import encoding
 from transform_module import preprocessing
 
 _S = 640
@@ -77,7 +79,8 @@ def test_real_coco_segments_become_slots(coco_sample_dir, real_coco_records,
     decoded = np.asarray(Image.open(
         coco_sample_dir / 'input_images' / image['file_name']).convert('RGB'))
     np.testing.assert_allclose(
-        actual['image'][:image['height'], :image['width']], decoded, atol=1)
+        actual['image'][:image['height'], :image['width']].astype(int),
+        decoded.astype(int), atol=1)
 
     segment_ids = _segment_ids(coco_sample_dir / 'panoptic_examples' /
                                annotation['file_name'])
@@ -108,3 +111,36 @@ def test_real_coco_segments_become_slots(coco_sample_dir, real_coco_records,
                                   _resize_nearest_and_pad(expected_category))
     assert np.all((actual['segment_map'] == -1)
                   == (actual['category_mask'] == 0))
+
+
+@pytest.mark.parametrize('output_size', [640, 320, 800])
+def test_model_sees_the_pixels_of_the_float32_contract(real_coco_records,
+                                                       output_size):
+  """The uint8 image equals the former float32 output computed here.
+
+  The former contract stored round(clip(antialiased bilinear resize)) of the
+  decoded image as float32; the model normalises whatever it reads, so equal
+  values mean the model sees the same input. S = 640 is the identity resize
+  of these images (longer side 640), 320 and 800 resize them.
+  """
+  records = [record.numpy() for record in tf.data.TFRecordDataset(
+      sorted(str(path) for path in real_coco_records.glob('val-*')))]
+  raw = tf.io.parse_example(records, preprocessing.raw_feature_spec())
+  outputs = encoding.decode_transformed(preprocessing.preprocessing_fn(
+      raw, {'output_size': output_size, 'num_segment_slots': _N}))
+  for index, encoded in enumerate(raw['image/encoded']):
+    decoded = tf.cast(tf.io.decode_jpeg(
+        encoded, channels=3, dct_method='INTEGER_ACCURATE'), tf.float32)
+    height, width = decoded.shape[:2]
+    longer = max(height, width)
+    new_size = [max(1, math.floor(side * output_size / longer + 0.5))
+                for side in (height, width)]
+    reference = np.zeros([output_size, output_size, 3], np.float32)
+    reference[:new_size[0], :new_size[1]] = tf.clip_by_value(tf.round(
+        tf.image.resize(decoded, new_size, antialias=True)), 0.0, 255.0)
+    image = outputs['image'][index].numpy()
+    assert image.dtype == np.uint8
+    np.testing.assert_array_equal(image.astype(np.float32), reference)
+    valid = np.zeros([output_size, output_size], np.int32)
+    valid[:new_size[0], :new_size[1]] = 1
+    np.testing.assert_array_equal(outputs['pixel_valid'][index], valid)

@@ -18,6 +18,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from transform_module import beam_runner
+from transform_module import encoding
 from transform_module import preprocessing
 
 _S = 64
@@ -265,15 +266,14 @@ def test_output_schema_matches_contract(transformed_good_cases):
   output_dir, _ = transformed_good_cases
   spec = tft.TFTransformOutput(output_dir).transformed_feature_spec()
   expected = {
-      'image': ([_S, _S, 3], tf.float32),
-      'pixel_valid': ([_S, _S], tf.int64),
-      'segment_map': ([_S, _S], tf.int64),
+      'image': ([_S], tf.string),
+      'segment_map': ([_S], tf.string),
       'segment_classes': ([_N], tf.int64),
       'segment_is_thing': ([_N], tf.int64),
       'num_segments': ([], tf.int64),
       'num_dropped_segments': ([], tf.int64),
-      'category_mask': ([_S, _S], tf.int64),
-      'instance_mask': ([_S, _S], tf.int64),
+      'category_mask': ([_S], tf.string),
+      'instance_mask': ([_S], tf.string),
       'source_id': ([], tf.string),
       'original_size': ([2], tf.int64),
       'has_labels': ([], tf.int64),
@@ -305,7 +305,7 @@ def test_image_matches_pil_reference(transformed_good_cases, name):
         (new_width, new_height), Image.BILINEAR))
     tolerance += 1.0  # PIL's fixed-point filter weights; both round.
   image = outputs[name]['image']
-  np.testing.assert_array_equal(image, np.round(image))  # Integer valued.
+  assert image.dtype == np.uint8
   np.testing.assert_allclose(image[:new_height, :new_width],
                              reference.astype(np.float32),
                              atol=tolerance)
@@ -347,8 +347,9 @@ def test_serving_transform_without_label_features(transformed_good_cases,
   served = transform_output.transform_raw_features(
       raw, drop_unused_features=True)
   assert set(served) == set(preprocessing.IMAGE_OUTPUT_KEYS)
+  served = encoding.decode_transformed(served)
   for index, name in enumerate(names):
-    for key in preprocessing.IMAGE_OUTPUT_KEYS:
+    for key in preprocessing.IMAGE_OUTPUT_KEYS + ('pixel_valid',):
       np.testing.assert_array_equal(served[key][index].numpy(),
                                     outputs[name][key], err_msg=key)
 
@@ -426,3 +427,6 @@ def test_transform_config_rejects_non_positive_sizes():
       preprocessing.TransformConfig(output_size=640, num_segment_slots=100))
   with pytest.raises(ValueError, match='positive'):
     preprocessing.TransformConfig.from_custom_config({'output_size': 0})
+  with pytest.raises(ValueError, match='int16'):
+    preprocessing.TransformConfig.from_custom_config(
+        {'num_segment_slots': 2**15})

@@ -6,6 +6,10 @@ TF Model Garden COCO panoptic tf.Examples to which the tf.Transform graph in
 `transform_graph_dir` is applied on the fly (Transform with
 `materialize=False`).
 
+The S×S maps are stored as rows of raw bytes (uint8 image, int16/uint8/uint16
+label maps) and decoded with `transform_module.encoding`; `pixel_valid` is
+derived from `original_size`.
+
 Each dataset element is `(image, labels)` with static shapes:
   image: float32 [S, S, 3], normalised with the ImageNet mean/std of the
     reference (padding is 0 after normalisation, as the reference pads the
@@ -30,6 +34,7 @@ from official.core import input_reader
 from official.vision.ops import preprocess_ops
 from trainer_module.configs import maskformer as maskformer_cfg
 from trainer_module.dataloaders import augmentation
+from transform_module import encoding
 
 # Reference (detectron2) pixel mean/std, RGB, for 0..255 images.
 MEAN_RGB = preprocess_ops.MEAN_RGB
@@ -42,17 +47,20 @@ EVAL_LABEL_KEYS = TRAIN_LABEL_KEYS + ('category_mask', 'instance_mask')
 def transformed_feature_spec(output_size: int, num_segment_slots: int,
                              with_eval_labels: bool
                             ) -> Dict[str, tf.io.FixedLenFeature]:
-  """Parsing spec of the transformed features the trainer reads."""
+  """Parsing spec of the transformed features the trainer reads.
+
+  The S×S maps are S byte strings each (`transform_module.encoding`).
+  """
   size, slots = output_size, num_segment_slots
   spec = {
-      'image': tf.io.FixedLenFeature([size, size, 3], tf.float32),
-      'pixel_valid': tf.io.FixedLenFeature([size, size], tf.int64),
-      'segment_map': tf.io.FixedLenFeature([size, size], tf.int64),
+      'image': tf.io.FixedLenFeature([size], tf.string),
+      'original_size': tf.io.FixedLenFeature([2], tf.int64),
+      'segment_map': tf.io.FixedLenFeature([size], tf.string),
       'segment_classes': tf.io.FixedLenFeature([slots], tf.int64),
   }
   if with_eval_labels:
-    spec['category_mask'] = tf.io.FixedLenFeature([size, size], tf.int64)
-    spec['instance_mask'] = tf.io.FixedLenFeature([size, size], tf.int64)
+    spec['category_mask'] = tf.io.FixedLenFeature([size], tf.string)
+    spec['instance_mask'] = tf.io.FixedLenFeature([size], tf.string)
   return spec
 
 
@@ -73,7 +81,9 @@ class Decoder:
 
   Transformed records are parsed directly. Raw TFMG records are parsed with
   the transform graph's raw feature spec and run through its
-  `transform_features_layer()`.
+  `transform_features_layer()`. Either way the row-encoded maps are then
+  decoded (`encoding.decode_transformed`: uint8 image, int32 maps,
+  `pixel_valid`).
   """
 
   def __init__(self, params: maskformer_cfg.DataConfig):
@@ -98,6 +108,13 @@ class Decoder:
         raise ValueError(
             f'The transform graph in {params.transform_graph_dir} has no '
             f'output {key!r}; it has {sorted(transformed_spec)}.')
+      dtype = getattr(transformed_spec[key], 'dtype', None)
+      if dtype != feature.dtype:
+        raise ValueError(
+            f'The transform graph in {params.transform_graph_dir} writes '
+            f'{key!r} as {dtype}, expected {feature.dtype}: it was written '
+            'under an older output contract (schemas/transform_output.md); '
+            'rerun the Transform.')
       shape = list(getattr(transformed_spec[key], 'shape', []))
       if shape != list(feature.shape):
         field = ('num_segment_slots' if key == 'segment_classes'
@@ -110,13 +127,15 @@ class Decoder:
             f'{params.num_segment_slots}).')
 
   def decode(self, serialized: tf.Tensor) -> Dict[str, tf.Tensor]:
-    """Returns the features of `self._spec` for one serialized example."""
+    """The decoded features of `self._spec` for one serialized example."""
     if self._transform_layer is None:
-      return tf.io.parse_single_example(serialized, self._spec)
-    raw = tf.io.parse_example(serialized[tf.newaxis], self._raw_spec)
-    transformed = self._transform_layer(raw)
-    return {key: tf.ensure_shape(transformed[key][0], feature.shape)
-            for key, feature in self._spec.items()}
+      parsed = tf.io.parse_single_example(serialized, self._spec)
+    else:
+      raw = tf.io.parse_example(serialized[tf.newaxis], self._raw_spec)
+      transformed = self._transform_layer(raw)
+      parsed = {key: tf.ensure_shape(transformed[key][0], feature.shape)
+                for key, feature in self._spec.items()}
+    return encoding.decode_transformed(parsed)
 
 
 class Parser:
@@ -159,7 +178,6 @@ class Parser:
                       ) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
     labels = {key: tf.cast(decoded[key], tf.int32) for key in EVAL_LABEL_KEYS}
     return normalize_image(decoded['image'], labels['pixel_valid']), labels
-
 
 def build_dataset(params: maskformer_cfg.DataConfig,
                   input_context: Optional[tf.distribute.InputContext] = None

@@ -89,7 +89,7 @@ def test_train_dataset_is_static_augmented_and_aligned(tmp_path):
 def _example(seed):
   example = test_utils.make_transformed_example(
       np.random.default_rng(seed), SIZE, SLOTS)
-  return (tf.constant(example['image']),
+  return (tf.constant(example['image'], tf.float32),
           tf.constant(example['segment_map'], tf.int32),
           tf.constant(example['pixel_valid']), example)
 
@@ -149,23 +149,12 @@ def test_augment_output_is_static_and_aligned(seed):
 
 
 def test_raw_records_are_transformed_on_the_fly(synthetic_sample, tmp_path):
-  # pylint: disable=g-import-not-at-top
-  import tensorflow_transform as tft
-  from tensorflow_transform.tf_metadata import dataset_metadata
-  from tensorflow_transform.tf_metadata import metadata_io
-  from tensorflow_transform.tf_metadata import schema_utils
-  from transform_module import beam_runner
-  from transform_module import preprocessing
-  # pylint: enable=g-import-not-at-top
+  from transform_module import beam_runner  # pylint: disable=g-import-not-at-top
   raw_pattern = str(synthetic_sample / 'tfrecords' / 'val-*')
+  # Also writes the raw metadata into the transform graph, as TFX does.
   beam_runner.run_transform(
       raw_pattern, str(tmp_path),
       custom_config={'output_size': SIZE, 'num_segment_slots': SLOTS})
-  # TFX's Transform also writes the raw metadata into the transform graph.
-  metadata_io.write_metadata(
-      dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(
-          preprocessing.raw_feature_spec())),
-      str(tmp_path / tft.TFTransformOutput.RAW_METADATA_DIR))
   expected = list(beam_runner.read_transformed_examples(str(tmp_path))
                   .values())
   params = _data_config(raw_pattern, is_training=False, global_batch_size=1,
@@ -189,3 +178,13 @@ def test_raw_records_are_transformed_on_the_fly(synthetic_sample, tmp_path):
   wrong_size.output_size = 2 * SIZE
   with pytest.raises(ValueError, match='output_size'):
     maskformer_input.build_dataset(wrong_size)
+
+
+def test_transform_graph_of_the_former_float_contract_is_rejected():
+  params = _data_config('unused', is_training=True, global_batch_size=1)
+  decoder = maskformer_input.Decoder(params)
+  former = maskformer_input.transformed_feature_spec(SIZE, SLOTS, False)
+  former['image'] = tf.io.FixedLenFeature([SIZE, SIZE, 3], tf.float32)
+  params.transform_graph_dir = '/former/graph'
+  with pytest.raises(ValueError, match='older output contract'):
+    decoder._check_transform_output(former, params)  # pylint: disable=protected-access

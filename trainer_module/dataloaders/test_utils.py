@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from schemas import load_categories
+from transform_module import encoding
 
 # COCO panoptic category ids: person, car (things); sky, grass (stuff).
 THING_CATEGORY_IDS = (1, 3)
@@ -83,7 +84,7 @@ def make_transformed_example(rng: np.random.Generator, output_size: int,
           category_id, thing + 1)
   # A thing may be fully covered by a later one: its slot then stays with an
   # empty mask, as after an augmentation crop.
-  image = np.zeros([size, size, 3], np.float32)
+  image = np.zeros([size, size, 3], np.uint8)
   for slot in range(slots):
     image[segment_map == slot] = slot_colour(slot)
   pixel_valid = np.zeros([size, size], np.int64)
@@ -103,11 +104,17 @@ def make_transformed_example(rng: np.random.Generator, output_size: int,
 
 
 def to_tf_example(features: Dict[str, np.ndarray]) -> tf.train.Example:
-  """Encodes transformed features as a tf.Example (flattened values)."""
+  """Encodes transformed features as a tf.Example, as the Transform writes
+  them: S×S maps as rows of raw bytes, `pixel_valid` left out (derived)."""
   feature = {}
   for key, value in features.items():
     value = np.asarray(value)
-    if value.dtype == np.float32:
+    if key == 'pixel_valid':
+      continue
+    if key in encoding.ROW_DTYPES:
+      feature[key] = tf.train.Feature(bytes_list=tf.train.BytesList(
+          value=encoding.encode_numpy(key, value)))
+    elif value.dtype == np.float32:
       feature[key] = tf.train.Feature(
           float_list=tf.train.FloatList(value=value.ravel()))
     elif value.dtype == np.int64:
