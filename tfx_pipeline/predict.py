@@ -28,8 +28,8 @@ import io
 import json
 import pathlib
 import re
-from typing import (Any, Dict, Iterator, List, Mapping, Optional, Sequence,
-                    Tuple, Union)
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping,
+                    Optional, Sequence, Tuple, Union)
 
 import numpy as np
 from PIL import Image
@@ -274,6 +274,31 @@ class PredictionWriter:
                              self._num_segments)
 
 
+def predict_images(model: Any, items: Iterable[InputImage],
+                   writer: PredictionWriter, batch_size: int = 8,
+                   progress: Optional[Callable[[int], None]] = None) -> None:
+  """Runs a loaded SavedModel on `items` in batches; adds each to `writer`.
+
+  Records go through `serving_default`, image files through `serving_image`;
+  `progress(images done)` is called after each batch.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  done = 0
+  for batch in _batches(iter(items), batch_size):
+    if batch[0].serialized_example is not None:
+      outputs = model.signatures[SERVING_DEFAULT](
+          examples=tf.constant([item.serialized_example for item in batch]))
+    else:
+      outputs = model.signatures[SERVING_IMAGE](
+          images=tf.constant([item.encoded for item in batch]))
+    outputs = {key: value.numpy() for key, value in outputs.items()}
+    for index, item in enumerate(batch):
+      writer.add(item, {key: value[index] for key, value in outputs.items()})
+    done += len(batch)
+    if progress:
+      progress(done)
+
+
 def predict(model_dir: PathLike, input_path: PathLike, output_dir: PathLike,
             batch_size: int = 8) -> PredictionSummary:
   """Writes COCO panoptic predictions, PNGs and overlays (module docstring).
@@ -288,16 +313,7 @@ def predict(model_dir: PathLike, input_path: PathLike, output_dir: PathLike,
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   model = tf.saved_model.load(str(resolve_saved_model_dir(model_dir)))
   writer = PredictionWriter(output_dir)
-  for batch in _batches(iter_inputs(input_path), batch_size):
-    if batch[0].serialized_example is not None:
-      outputs = model.signatures[SERVING_DEFAULT](
-          examples=tf.constant([item.serialized_example for item in batch]))
-    else:
-      outputs = model.signatures[SERVING_IMAGE](
-          images=tf.constant([item.encoded for item in batch]))
-    outputs = {key: value.numpy() for key, value in outputs.items()}
-    for index, item in enumerate(batch):
-      writer.add(item, {key: value[index] for key, value in outputs.items()})
+  predict_images(model, iter_inputs(input_path), writer, batch_size)
   summary = writer.finish()
   if not summary.num_images:
     raise FileNotFoundError(f'No images or records in {input_path}.')

@@ -143,32 +143,6 @@ def test_segments_that_vanish_at_the_original_size_are_dropped(tmp_path):
   assert len(annotations[0]['segments_info']) == len(np.unique(reference)) == 12
 
 
-@pytest.fixture(scope='module')
-def trained_model_dir(real_coco_records, tmp_path_factory) -> str:
-  """`maskformer_tiny` (S = 64) trained for 2 steps on the real sample by the
-  Trainer's run_fn and exported, with inference thresholds 0 so that its
-  nearly uniform class scores still give segments."""
-  # pylint: disable=g-import-not-at-top
-  from trainer_module.run_fn import run_fn
-  from trainer_module.run_fn_test import PARAMS_OVERRIDE
-  from trainer_module.run_fn_test import make_fn_args
-  from transform_module import beam_runner
-  # pylint: enable=g-import-not-at-top
-  graph_dir = tmp_path_factory.mktemp('real_transform')
-  beam_runner.run_transform(str(real_coco_records / '*.tfrecord'),
-                            str(graph_dir),
-                            {'output_size': 64, 'num_segment_slots': 20})
-  sample = {'graph': str(graph_dir),
-            'transformed': str(graph_dir / 'transformed_examples-*')}
-  override = dict(PARAMS_OVERRIDE, task=dict(
-      PARAMS_OVERRIDE['task'],
-      evaluation={'object_mask_threshold': 0.0, 'overlap_threshold': 0.0}))
-  fn_args = make_fn_args(sample, tmp_path_factory.mktemp('trainer'),
-                         train_steps=2, params_override=json.dumps(override))
-  run_fn(fn_args)
-  return fn_args.serving_model_dir
-
-
 def test_predictions_of_a_trained_model_pass_the_coco_panoptic_evaluator(
     trained_model_dir, real_coco_records, coco_sample_dir, tmp_path):
   from_records = predict.predict(trained_model_dir,

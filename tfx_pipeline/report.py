@@ -699,10 +699,20 @@ def _metric_cell(name: str, value: float) -> str:
           f'data-value="{value!r}">{_format(value)}</span>')
 
 
+# Which PQ the report (and the gate) shows; `evaluate-coco` gives COCO's own.
+PQ_DEFINITION = (
+    "These are the gate's PQ values (TFMA, eval split): computed at the "
+    "Transform's S × S resolution on records converted with "
+    "--panoptic_skip_crowd, where crowd regions are void. They are not COCO's "
+    "published PQ (original resolution, crowd rules of the COCO panoptic "
+    "API); `maskformer-tfx evaluate-coco` computes that one.")
+
+
 def quality_table(candidate: Mapping[str, float],
                   baseline: Optional[Mapping[str, float]]) -> str:
   """PQ/SQ/RQ × All/Things/Stuff, with the baseline's values and the
-  difference under each value when there is a baseline."""
+  difference under each value when there is a baseline, and which PQ this
+  is (`PQ_DEFINITION`)."""
   header = ['Group', 'PQ', 'SQ', 'RQ']
   rows = []
   for group, suffix in _QUALITY_GROUPS:
@@ -719,7 +729,8 @@ def quality_table(candidate: Mapping[str, float],
                  f'{_format(baseline[name])}, Δ {difference:+.4f}</span>')
       row.append(cell)
     rows.append(row)
-  return _table(header, rows, raw_html=True, css_class='quality')
+  return (_table(header, rows, raw_html=True, css_class='quality')
+          + f'<p class="muted" id="pq-definition">{_e(PQ_DEFINITION)}</p>')
 
 
 def per_class_pq(metric_values: Mapping[str, float]

@@ -319,3 +319,6 @@ def test_quality_table_shows_baseline_and_difference():
   text = _text(parsed, 'quality')
   for name, value in candidate.items():
     assert f'{value:.4f} baseline {baseline[name]:.4f}, Δ +0.0625' in text
+  # It says which PQ it is: the gate's, not COCO's.
+  assert "gate's PQ" in text and 'crowd regions are void' in text
+  assert 'evaluate-coco' in text

@@ -1,0 +1,216 @@
+"""`maskformer-tfx evaluate-coco`: COCO's own panoptic quality of a model.
+
+Runs an exported MaskFormer SavedModel on the images of a COCO panoptic
+ground truth (e.g. val2017 with `panoptic_val2017.json`), writes its
+predictions in the COCO panoptic results format (`predict.PredictionWriter`:
+OUTPUT/predictions.json and the PNG folder named after it,
+OUTPUT/predictions/, at each image's original size) and scores them with the
+COCO panoptic API's rules, crowd regions included
+(`trainer_module.evaluation.coco_panoptic_quality`): the PQ that published
+COCO results report. It prints PQ, SQ, RQ (×100) for All, Things and Stuff and
+writes them, with every category's values, to OUTPUT/pq.json.
+
+This is not the pipeline gate's PQ: the Evaluator compares at the Transform's
+S × S resolution with records converted with `--panoptic_skip_crowd` (crowd
+regions are void there); here the ground truth is the original COCO PNGs
+and JSON, at the original image size, with COCO's crowd rule.
+`panopticapi.evaluation.pq_compute(PANOPTIC_JSON, OUTPUT/predictions.json,
+PANOPTIC_DIR)` gives the same numbers on the written files.
+"""
+
+import argparse
+import json
+import pathlib
+from typing import Any, Dict, Iterator, List, Mapping, Union
+
+import numpy as np
+from PIL import Image
+
+from tfx_pipeline import predict
+from tfx_pipeline.sample_data import decode_segment_ids
+
+PQ_JSON = 'pq.json'
+PathLike = Union[str, pathlib.Path]
+# panoptic_quality_result's dict: {'All'|'Things'|'Stuff': {pq, sq, rq, n},
+# 'per_class': {category id: {pq, sq, rq}}}.
+PanopticQualityResult = Dict[str, Any]
+_GROUPS = ('All', 'Things', 'Stuff')
+
+
+def _read_json(path: pathlib.Path, what: str) -> Dict[str, Any]:
+  try:
+    data = json.loads(path.read_text(encoding='utf-8'))
+  except FileNotFoundError:
+    raise FileNotFoundError(f'{what} {path} does not exist.') from None
+  except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    raise ValueError(f'{what} {path} is not JSON: {error}') from None
+  missing = [key for key in ('images', 'annotations', 'categories')
+             if key not in data]
+  if missing:
+    raise ValueError(f'{what} {path} is not a COCO panoptic JSON: it has no '
+                     f'{", ".join(missing)}.')
+  return data
+
+
+def _read_segment_ids(path: pathlib.Path, what: str) -> np.ndarray:
+  try:
+    with Image.open(path) as image:
+      return decode_segment_ids(np.asarray(image.convert('RGB')))
+  except FileNotFoundError:
+    raise FileNotFoundError(f'{what} {path} does not exist.') from None
+  except OSError as error:
+    raise ValueError(f'{what} {path} is not a readable PNG: {error}') from None
+
+
+def _inputs(ground_truth: Mapping[str, Any], images_dir: pathlib.Path
+           ) -> Iterator[predict.InputImage]:
+  """The image of every ground-truth annotation, named after its PNG."""
+  images = {image['id']: image for image in ground_truth['images']}
+  for annotation in ground_truth['annotations']:
+    image_id = annotation['image_id']
+    if image_id not in images:
+      raise ValueError(f'Annotation {annotation["file_name"]} names image id '
+                       f'{image_id}, which the panoptic JSON does not list.')
+    path = images_dir / images[image_id]['file_name']
+    if not path.is_file():
+      raise FileNotFoundError(f'Image {path} (image id {image_id}) does not '
+                              'exist.')
+    yield predict.InputImage(name=pathlib.Path(annotation['file_name']).stem,
+                             image_id=image_id, encoded=path.read_bytes())
+
+
+def coco_panoptic_quality_of_files(ground_truth: Mapping[str, Any],
+                                   panoptic_dir: pathlib.Path,
+                                   predictions: Mapping[str, Any],
+                                   predictions_dir: pathlib.Path
+                                  ) -> PanopticQualityResult:
+  """PQ of COCO panoptic prediction files against the ground truth's."""
+  # TF Model Garden (and so TensorFlow) loads here, not on `--help`.
+  # pylint: disable=g-import-not-at-top
+  from trainer_module.evaluation import coco_panoptic_quality
+  from trainer_module.evaluation import panoptic_quality
+  # pylint: enable=g-import-not-at-top
+  categories = ground_truth['categories']
+  by_image = {annotation['image_id']: annotation
+              for annotation in predictions['annotations']}
+  state = panoptic_quality.PanopticQualityState.zeros(
+      panoptic_quality.num_category_slots(categories))
+  for gt_annotation in ground_truth['annotations']:
+    image_id = gt_annotation['image_id']
+    if image_id not in by_image:
+      raise ValueError(f'No prediction for image id {image_id} '
+                       f'({gt_annotation["file_name"]}).')
+    pred_annotation = by_image[image_id]
+    state.merge(coco_panoptic_quality.coco_image_panoptic_quality_state(
+        _read_segment_ids(panoptic_dir / gt_annotation['file_name'],
+                          'Ground-truth PNG'),
+        gt_annotation['segments_info'],
+        _read_segment_ids(predictions_dir / pred_annotation['file_name'],
+                          'Predicted PNG'),
+        pred_annotation['segments_info'], categories,
+        image=gt_annotation['file_name']))
+  return panoptic_quality.panoptic_quality_result(state, categories)
+
+
+def result_table(result: PanopticQualityResult) -> List[str]:
+  """Lines of the PQ table in the layout of `pq_compute` (×100)."""
+  lines = [f'{"":<10}| {"PQ":>6} {"SQ":>6} {"RQ":>6} {"N":>5}',
+           '-' * 38]
+  for group in _GROUPS:
+    values = result[group]
+    lines.append(f'{group:<10}| {100 * values["pq"]:6.1f} '
+                 f'{100 * values["sq"]:6.1f} {100 * values["rq"]:6.1f} '
+                 f'{values["n"]:5d}')
+  return lines
+
+
+def evaluate_coco(model_dir: PathLike, images_dir: PathLike,
+                  panoptic_json: PathLike, panoptic_dir: PathLike,
+                  output_dir: PathLike, batch_size: int = 8,
+                  progress=print) -> PanopticQualityResult:
+  """Predicts every ground-truth image and scores it (module docstring).
+
+  Returns:
+    The result dict of `panoptic_quality.panoptic_quality_result`; it is also
+    written to OUTPUT/pq.json with category names.
+  """
+  images_dir, panoptic_dir = pathlib.Path(images_dir), pathlib.Path(
+      panoptic_dir)
+  output_dir = pathlib.Path(output_dir)
+  ground_truth = _read_json(pathlib.Path(panoptic_json), 'Panoptic JSON')
+  if not panoptic_dir.is_dir():
+    raise FileNotFoundError(f'Panoptic PNG directory {panoptic_dir} does not '
+                            'exist.')
+  num_images = len(ground_truth['annotations'])
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  saved_model_dir = predict.resolve_saved_model_dir(model_dir)
+  progress(f'Model: {saved_model_dir}; {num_images} images.')
+  model = tf.saved_model.load(str(saved_model_dir))
+  writer = predict.PredictionWriter(output_dir)
+  predict.predict_images(
+      model, _inputs(ground_truth, images_dir), writer, batch_size,
+      progress=lambda done: progress(f'  predicted {done}/{num_images}'))
+  summary = writer.finish()
+  progress(f'Scoring with the COCO panoptic rules against {panoptic_dir} ...')
+  result = coco_panoptic_quality_of_files(
+      ground_truth, panoptic_dir,
+      json.loads(summary.predictions_json.read_text()),
+      summary.predictions_dir)
+  names = {int(category['id']): category['name']
+           for category in ground_truth['categories']}
+  (output_dir / PQ_JSON).write_text(json.dumps({
+      'pq_definition': 'COCO panoptic API (pq_compute): original image '
+                       'resolution, crowd regions per COCO',
+      **{group: result[group] for group in _GROUPS},
+      'per_class': {str(category_id): dict(values, name=names[category_id])
+                    for category_id, values in result['per_class'].items()},
+  }, indent=1))
+  return result
+
+
+def _evaluate_coco_command(args: argparse.Namespace) -> int:
+  result = evaluate_coco(args.model, args.images, args.panoptic_json,
+                         args.panoptic_dir, args.output, args.batch_size)
+  print()
+  print('COCO panoptic quality (COCO panoptic API rules, original '
+        'resolution, crowd regions included):')
+  for line in result_table(result):
+    print(line)
+  output = pathlib.Path(args.output)
+  print()
+  print(f'Predictions: {output / predict.PREDICTIONS_JSON} and '
+        f'{output / predict.PREDICTIONS_DIR}/')
+  print(f'PQ per class: {output / PQ_JSON}')
+  return 0
+
+
+def add_evaluate_coco_parser(subparsers: Any) -> None:
+  """Adds the `evaluate-coco` subcommand to the CLI's subparsers."""
+  parser = subparsers.add_parser(
+      'evaluate-coco',
+      help="Score an exported model with COCO's own panoptic quality.",
+      description=(
+          'Runs an exported MaskFormer SavedModel on the images of a COCO '
+          'panoptic ground truth, writes OUTPUT/predictions.json and '
+          'OUTPUT/predictions/*.png (COCO panoptic results at the original '
+          'image size) and prints PQ, SQ and RQ (All, Things, Stuff) with '
+          "the COCO panoptic API's rules, crowd regions included; per-class "
+          "values go to OUTPUT/pq.json. Unlike the pipeline gate's PQ (at "
+          "the Transform's resolution, crowd as void) this is comparable "
+          'with published COCO figures.'))
+  parser.add_argument('--model', required=True,
+                      help='SavedModel directory, TFX model artifact or '
+                      'Pusher directory (as for predict).')
+  parser.add_argument('--images', required=True,
+                      help='Directory of the images (e.g. val2017/).')
+  parser.add_argument('--panoptic-json', required=True,
+                      help='COCO panoptic ground-truth JSON (e.g. '
+                      'annotations/panoptic_val2017.json).')
+  parser.add_argument('--panoptic-dir', required=True,
+                      help='Directory of its panoptic PNGs (e.g. '
+                      'annotations/panoptic_val2017/).')
+  parser.add_argument('--output', required=True, type=pathlib.Path,
+                      help='Output directory (created).')
+  parser.add_argument('--batch-size', type=predict._batch_size, default=8,  # pylint: disable=protected-access
+                      help='Images per model call (default 8).')
+  parser.set_defaults(handler=_evaluate_coco_command)
