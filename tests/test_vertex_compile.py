@@ -33,6 +33,7 @@ IMAGE = 'us-central1-docker.pkg.dev/maskformer-proj/ml/maskformer-tfx:1.0'
 TRAINER_IMAGE = ('us-central1-docker.pkg.dev/maskformer-proj/ml/'
                  'maskformer-tfx-tpu:1.0')
 SERVICE_ACCOUNT = 'pipelines@maskformer-proj.iam.gserviceaccount.com'
+INIT_CHECKPOINT = 'gs://maskformer-bucket/weights/r50_detectron2'
 
 # The data half of the pipeline: (upstream, downstream) task edges.
 DATA_EDGES = {
@@ -125,7 +126,8 @@ def compiled(tmp_path_factory) -> Dict[str, Any]:
   from kfp.pipeline_spec import pipeline_spec_pb2  # pylint: disable=g-import-not-at-top
   output = tmp_path_factory.mktemp('vertex') / 'maskformer.json'
   settings = _settings(trainer_image=TRAINER_IMAGE,
-                       service_account=SERVICE_ACCOUNT, train_steps=1000)
+                       service_account=SERVICE_ACCOUNT, train_steps=1000,
+                       init_checkpoint=INIT_CHECKPOINT)
   path = vertex_runner.compile_pipeline(settings, str(output))
   text = pathlib.Path(path).read_text(encoding='utf-8')
   job = json_format.Parse(text, pipeline_spec_pb2.PipelineJob())
@@ -262,6 +264,22 @@ def test_trainer_runs_the_experiment_on_the_tpu_strategy(compiled):
   assert params.runtime.mixed_precision_dtype == 'bfloat16'
 
 
+def test_trainer_initialises_from_the_given_checkpoint(compiled):
+  from trainer_module.run_fn import build_experiment_config  # pylint: disable=g-import-not-at-top
+  task = _task_of(compiled['spec'], TRAINER)
+  custom_config = json.loads(
+      _task_parameters(compiled['spec'], task)['custom_config'])
+  assert custom_config['init_checkpoint'] == INIT_CHECKPOINT
+  fn_args = argparse.Namespace(
+      custom_config=custom_config, materialized=False,
+      train_files=['gs://b/train-*'], eval_files=['gs://b/val-*'],
+      train_steps=None, eval_steps=None, transform_output=None)
+  custom_config['materialized'] = True  # No transform graph to read here.
+  params = build_experiment_config(fn_args)
+  assert params.task.init_checkpoint == INIT_CHECKPOINT
+  assert params.task.init_checkpoint_modules == 'backbone'
+
+
 def test_compiled_json_has_no_local_paths_or_credentials(compiled):
   text = compiled['text']
   import schemas  # pylint: disable=g-import-not-at-top
@@ -325,6 +343,7 @@ def test_submit_creates_a_pipeline_job_with_the_compiled_file(
     ({'--service-account': 'pipelines'}, 'not a service account'),
     ({'--transform-machine-type': 'huge'}, '--transform-machine-type'),
     ({'--pq-lower-bound': '46.5'}, '--pq-lower-bound'),
+    ({'--init-checkpoint': '/weights/r50'}, '--init-checkpoint'),
     ({'--beam-arg': '--setup_file=./setup.py'}, 'path of this machine'),
 ])
 def test_wrong_settings_fail_before_compiling_or_submitting(

@@ -125,6 +125,12 @@ def _add_run(subparsers) -> None:
   parser.add_argument('--pq-regression-tolerance', type=float, default=None,
                       help='... and at most this much below the last blessed '
                       "model's PQ (default 1e-10: no regression).")
+  parser.add_argument('--init-checkpoint', default=None, metavar='CKPT',
+                      help='Checkpoint prefix or directory (its latest '
+                      'checkpoint; local or gs://) a new training run '
+                      'initialises the backbone from (default: the '
+                      "experiment's, e.g. TF Model Garden's ImageNet "
+                      'ResNet-50 for maskformer_coco_panoptic).')
   parser.add_argument('--output-size', type=_positive_int, default=None,
                       help='Transform output size S (default: the experiment\'s).')
   parser.add_argument('--num-segment-slots', type=_positive_int, default=None,
@@ -185,7 +191,7 @@ def _pipeline_config(args: argparse.Namespace, data_root: str,
       key: getattr(args, key, None) for key in (
           'experiment', 'params_override', 'train_steps', 'eval_steps',
           'output_size', 'num_segment_slots', 'push_dir', 'materialize',
-          'pq_lower_bound', 'pq_regression_tolerance')
+          'pq_lower_bound', 'pq_regression_tolerance', 'init_checkpoint')
   }
   config = pipeline_config.PipelineConfig(
       pipeline_root=pipeline_root,

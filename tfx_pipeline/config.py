@@ -38,6 +38,9 @@ class PipelineConfig:
       at least this.
     pq_regression_tolerance: ... and at most this much below the PQ of the
       last blessed model, when there is one.
+    init_checkpoint: checkpoint (prefix or directory, local or gs://) that
+      a new training run initialises `init_checkpoint_modules` from (None:
+      the experiment's `task.init_checkpoint`).
     beam_pipeline_args: arguments for every Beam-based component.
     enable_cache: reuse outputs of identical earlier executions.
     metadata_path: SQLite ML Metadata file (local runs).
@@ -64,6 +67,7 @@ class PipelineConfig:
   push_dir: Optional[str] = None
   pq_lower_bound: float = DEFAULT_PQ_LOWER_BOUND
   pq_regression_tolerance: float = 1e-10
+  init_checkpoint: Optional[str] = None
   beam_pipeline_args: List[str] = dataclasses.field(
       default_factory=lambda: list(DEFAULT_LOCAL_BEAM_ARGS))
   enable_cache: bool = False

@@ -58,6 +58,8 @@ def create_components(config: PipelineConfig) -> List[BaseNode]:
       # Stable across executions, so an interrupted training resumes.
       'checkpoint_dir': f'{config.pipeline_root.rstrip("/")}/checkpoints',
   }
+  if config.init_checkpoint:
+    trainer_config['init_checkpoint'] = config.init_checkpoint
   trainer_args = dict(
       run_fn='trainer_module.run_fn',
       examples=(transform.outputs['transformed_examples']

@@ -192,6 +192,11 @@ class VertexSettings:
       None, 'Trainer steps (default: the experiment\'s).')
   eval_steps: Optional[int] = _setting(
       None, 'Trainer evaluation steps (default: the whole eval split).')
+  init_checkpoint: Optional[str] = _setting(
+      None, 'gs:// checkpoint prefix or directory (its latest checkpoint) a '
+      'new training run initialises the backbone from (default: the '
+      'experiment\'s, TF Model Garden\'s ImageNet ResNet-50 for '
+      'maskformer_coco_panoptic).')
   trainer_machine_type: str = _setting(
       'ct5lp-hightpu-4t', 'Machine type of the Vertex AI Training worker '
       f'pool. TPU VMs: {", ".join(TPU_SLICES)}; GPU machines, e.g. '
@@ -421,7 +426,9 @@ def validate(settings: VertexSettings) -> None:
   for name, flag, value, required in (
       ('pipeline_root', '--pipeline-root', settings.pipeline_root, True),
       ('data_root', '--data', settings.data_root, True),
-      ('push_dir', '--push-dir', settings.push_dir, False)):
+      ('push_dir', '--push-dir', settings.push_dir, False),
+      ('init_checkpoint', '--init-checkpoint', settings.init_checkpoint,
+       False)):
     problem = _gcs_problem(name, flag, value, required)
     if problem:
       problems.append(problem)
@@ -662,6 +669,7 @@ def to_pipeline_config(settings: VertexSettings) -> config_lib.PipelineConfig:
       push_dir=settings.push_dir,
       pq_lower_bound=settings.pq_lower_bound,
       pq_regression_tolerance=settings.pq_regression_tolerance,
+      init_checkpoint=settings.init_checkpoint,
       beam_pipeline_args=dataflow_beam_pipeline_args(settings),
       enable_cache=settings.enable_cache,
       schema_file=IMAGE_SCHEMA_FILE,

@@ -20,6 +20,8 @@ with the serving signatures of `trainer_module.export` to
   checkpoint_dir: stable directory for resumable checkpoints (see below).
   run_key: name of this training run under `checkpoint_dir` (default: the
     experiment name and a fingerprint of the training-relevant config).
+  init_checkpoint: overrides `task.init_checkpoint` (a checkpoint prefix or
+    a directory of checkpoints) that a new training run starts from.
 
 Resuming. TFX gives every Trainer execution a new `model_run_dir`, so a rerun
 after an interruption would start from step 0 if checkpoints lived there.
@@ -62,6 +64,7 @@ from trainer_module import export
 # imported as a namespace package by a stale editable install).
 from trainer_module.configs import maskformer as _maskformer_configs  # pylint: disable=unused-import
 from trainer_module.tasks import maskformer as _maskformer_task  # pylint: disable=unused-import
+from trainer_module.tasks import init_checkpoint as init_checkpoint_lib
 
 DEFAULT_EXPERIMENT = 'maskformer_tiny'
 DEFAULT_COMPRESSION_TYPE = 'GZIP'
@@ -140,6 +143,9 @@ def build_experiment_config(fn_args: Any) -> cfg.ExperimentConfig:
       custom_config.get('experiment') or DEFAULT_EXPERIMENT)
   params = hyperparams.override_params_dict(
       params, custom_config.get('params_override') or '', is_strict=True)
+  if custom_config.get('init_checkpoint'):
+    params.override({'task': {
+        'init_checkpoint': custom_config['init_checkpoint']}}, is_strict=True)
 
   compression_type = custom_config.get('compression_type',
                                        DEFAULT_COMPRESSION_TYPE)
@@ -273,6 +279,9 @@ def run_fn(fn_args: Any) -> None:
   if resumed_from:
     logging.info('Continuing the training run of %s (up to step %d).',
                  resumed_from, params.trainer.train_steps)
+  elif params.task.init_checkpoint:
+    # A missing checkpoint fails here, before the Trainer builds anything.
+    init_checkpoint_lib.resolve_init_checkpoint(params.task.init_checkpoint)
   train_utils.serialize_config(params, fn_args.model_run_dir)
   if model_dir != fn_args.model_run_dir:
     train_utils.serialize_config(params, model_dir)

@@ -4,7 +4,9 @@ Experiments (registered with `official.core.exp_factory` on import):
 
 * `maskformer_coco_panoptic`: the reference COCO panoptic setup of Cheng et al.
   2021 (R50 + 6 encoder layers, 640×640 static input, AdamW 1e-4, batch 64,
-  554,400 steps with the learning rate × 0.1 at 369,600, bfloat16 on TPU).
+  554,400 steps with the learning rate × 0.1 at 369,600, bfloat16 on TPU),
+  its ResNet-50 initialised from TF Model Garden's ImageNet checkpoint
+  (`IMAGENET_RESNET50_CHECKPOINT`) with frozen batch norm.
 * `maskformer_tiny`: the same architecture scaled down (ResNet-18 × 0.25,
   128×128 input, hidden 64, 20 queries) that trains on a CPU from scratch; the
   default of local pipeline runs and of the tests.
@@ -32,6 +34,11 @@ AUG_REFERENCE_SIZE = 640
 # mask logits have stride 4.
 MASK_STRIDE = 4
 INIT_CHECKPOINT_MODULES = ('all', 'backbone')
+# TF Model Garden's published ImageNet ResNet-50 (the backbone checkpoint of
+# its own Mask R-CNN and RetinaNet COCO configs): the reference MaskFormer
+# starts from ImageNet weights and freezes the batch-norm statistics.
+IMAGENET_RESNET50_CHECKPOINT = (
+    'gs://cloud-tpu-checkpoints/vision-2.0/resnet50_imagenet/ckpt-28080')
 COMPRESSION_TYPES = ('', 'GZIP', 'ZLIB')
 
 
@@ -127,8 +134,11 @@ class MaskFormerTask(cfg.TaskConfig):
     validation_data: Evaluation input (no augmentation).
     losses: Loss and matching settings.
     evaluation: Panoptic inference and PQ settings.
-    init_checkpoint: Checkpoint (file or directory) to initialise from when
-      `model_dir` has none; a local or gs:// path, never downloaded.
+    init_checkpoint: Checkpoint (prefix, or a directory: its latest
+      checkpoint) to initialise from when `model_dir` has none; a local or
+      gs:// path, never downloaded. Required when the backbone's batch norm
+      is frozen (`model.backbone.resnet.bn_trainable=False`): frozen
+      statistics of random weights are meaningless.
     init_checkpoint_modules: 'backbone' restores the backbone only (e.g. an
       ImageNet ResNet saved as `tf.train.Checkpoint(backbone=...)`), 'all'
       the whole model (`model.checkpoint_items`).
@@ -187,6 +197,16 @@ def _validate_data_config(prefix: str, data: DataConfig,
           'must be >= 1')
 
 
+def _frozen_batch_norm_setting(backbone) -> Optional[str]:
+  """The setting that freezes the backbone's batch norm, or None."""
+  if backbone.type == 'resnet' and not backbone.resnet.bn_trainable:
+    return ('model.backbone.resnet.bn_trainable=False; set it to True to '
+            'train from scratch')
+  if backbone.type == 'detectron2_resnet':
+    return 'model.backbone.type=detectron2_resnet, always FrozenBN'
+  return None
+
+
 def validate_task_config(config: MaskFormerTask) -> None:
   """Raises ValueError naming the first invalid field of a task config."""
   maskformer_model.validate_model_config(config.model)
@@ -212,6 +232,15 @@ def validate_task_config(config: MaskFormerTask) -> None:
   if config.init_checkpoint_modules not in INIT_CHECKPOINT_MODULES:
     _fail('init_checkpoint_modules', config.init_checkpoint_modules,
           f'must be one of {INIT_CHECKPOINT_MODULES}')
+  frozen_batch_norm = _frozen_batch_norm_setting(config.model.backbone)
+  if frozen_batch_norm and not config.init_checkpoint:
+    _fail('init_checkpoint', config.init_checkpoint,
+          'must name a pretrained checkpoint when the backbone\'s batch norm '
+          f'is frozen ({frozen_batch_norm}), e.g. '
+          f'{IMAGENET_RESNET50_CHECKPOINT} or a directory written by '
+          '`maskformer-tfx import-weights`; otherwise the backbone trains '
+          'from random weights with identity batch-norm statistics')
+
 
 
 def _adamw_optimization(learning_rate: float, weight_decay: float,
@@ -276,6 +305,7 @@ def maskformer_coco_panoptic() -> cfg.ExperimentConfig:
               is_training=False, global_batch_size=8, drop_remainder=True,
               output_size=output_size, num_segment_slots=num_segment_slots),
           losses=Losses(no_object_weight=0.1),
+          init_checkpoint=IMAGENET_RESNET50_CHECKPOINT,
           init_checkpoint_modules='backbone'),
       trainer=cfg.TrainerConfig(
           train_steps=train_steps,

@@ -30,6 +30,11 @@ def test_reference_experiment_matches_the_paper_setup():
   assert (task.losses.class_weight, task.losses.mask_weight,
           task.losses.dice_weight) == (1.0, 20.0, 1.0)
   assert task.init_checkpoint_modules == 'backbone'
+  # Frozen batch norm needs pretrained statistics: TFMG's ImageNet ResNet-50.
+  assert not task.model.backbone.resnet.bn_trainable
+  assert task.init_checkpoint == (
+      'gs://cloud-tpu-checkpoints/vision-2.0/resnet50_imagenet/ckpt-28080')
+  maskformer_cfg.validate_task_config(task)
   assert config.runtime.mixed_precision_dtype == 'bfloat16'
   assert config.trainer.train_steps == 554_400
 
@@ -56,6 +61,24 @@ def test_tiny_experiment_is_consistent():
   assert task.train_data.drop_remainder
   assert task.train_data.shuffle_buffer_size <= 64
   assert config.runtime.mixed_precision_dtype is None
+  # Trained from scratch: trainable batch norm, no checkpoint.
+  assert task.model.backbone.resnet.bn_trainable
+  assert not task.init_checkpoint
+
+
+def test_frozen_batch_norm_without_init_checkpoint_is_refused():
+  config = _tiny()
+  config.override({'task': {'model': {'backbone': {'resnet': {
+      'bn_trainable': False}}}}})
+  with pytest.raises(ValueError, match=r'init_checkpoint=.*'
+                     r'model\.backbone\.resnet\.bn_trainable=False'):
+    maskformer_cfg.validate_task_config(config.task)
+  config = exp_factory.get_exp_config('maskformer_coco_panoptic')
+  config.override({'task': {'init_checkpoint': ''}})
+  with pytest.raises(ValueError, match='init_checkpoint'):
+    task_factory.get_task(config.task)
+  config.override({'task': {'init_checkpoint': '/converted/r50'}})
+  maskformer_cfg.validate_task_config(config.task)
 
 
 def test_params_override_reaches_nested_fields():

@@ -17,7 +17,6 @@ COCO panoptic quality on the host with `tfx_pipeline.metrics`.
 
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from absl import logging
 import numpy as np
 import tensorflow as tf
 import tf_keras
@@ -30,6 +29,7 @@ from trainer_module.dataloaders import maskformer_input
 from trainer_module.losses.maskformer_losses import maskformer_losses
 from trainer_module.modeling import factory
 from trainer_module.ops.panoptic_inference import panoptic_inference
+from trainer_module.tasks import init_checkpoint
 
 LOSS_TERMS = ('loss_ce', 'loss_mask', 'loss_dice')
 TOTAL_LOSS = 'total_loss'
@@ -116,24 +116,16 @@ class MaskFormerTask(base_task.Task):
                                           input_specs=input_specs)
 
   def initialize(self, model: tf_keras.Model) -> None:
-    """Restores `init_checkpoint` (backbone only by default); no downloads."""
-    ckpt_dir_or_file = self.task_config.init_checkpoint
-    if not ckpt_dir_or_file:
-      return
-    if tf.io.gfile.isdir(ckpt_dir_or_file):
-      ckpt_dir_or_file = tf.train.latest_checkpoint(ckpt_dir_or_file)
-      if not ckpt_dir_or_file:
-        raise ValueError(f'init_checkpoint directory '
-                         f'{self.task_config.init_checkpoint} has no '
-                         'checkpoint.')
-    if self.task_config.init_checkpoint_modules == 'all':
-      checkpoint = tf.train.Checkpoint(**model.checkpoint_items)
-    else:
-      checkpoint = tf.train.Checkpoint(backbone=model.backbone)
-    status = checkpoint.read(ckpt_dir_or_file)
-    status.expect_partial().assert_existing_objects_matched()
-    logging.info('Restored %s from %s.',
-                 self.task_config.init_checkpoint_modules, ckpt_dir_or_file)
+    """Restores `init_checkpoint` into the model (`init_checkpoint.py`).
+
+    TFMG's trainer calls this when `model_dir` has no checkpoint, as its
+    Controller is built: before the first training step. Raises ValueError
+    naming the checkpoint when it is missing or does not fit the model.
+    """
+    if self.task_config.init_checkpoint:
+      init_checkpoint.restore_init_checkpoint(
+          model, self.task_config.init_checkpoint,
+          self.task_config.init_checkpoint_modules)
 
   def build_inputs(self,
                    params: maskformer_cfg.DataConfig,
