@@ -22,6 +22,7 @@ warnings.filterwarnings('ignore', category=FutureWarning, module='google')
 
 from runners import vertex_runner
 from tfx_pipeline import config as pipeline_config
+from tfx_pipeline import import_weights
 from tfx_pipeline import evaluate_coco
 from tfx_pipeline import predict
 from tfx_pipeline import report
@@ -154,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
   vertex_runner.add_compile_vertex_parser(subparsers)
   report.add_report_parser(subparsers)
   predict.add_predict_parser(subparsers)
+  import_weights.add_import_weights_parser(subparsers)
   evaluate_coco.add_evaluate_coco_parser(subparsers)
   return parser
 

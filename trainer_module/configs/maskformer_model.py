@@ -11,12 +11,17 @@ import dataclasses
 from typing import List
 
 from official.modeling import hyperparams
-from official.vision.configs import backbones
+from official.vision.configs import backbones as tfmg_backbones
 from official.vision.configs import common
+from trainer_module.configs import backbones
 
-# Backbone types whose TFMG implementation exposes the endpoints '2'..'5'
-# (strides 4, 8, 16, 32) that the pixel decoder consumes.
-SUPPORTED_BACKBONES = ('resnet',)
+# Backbone types that expose the endpoints '2'..'5' (strides 4, 8, 16, 32)
+# the pixel decoder consumes: TFMG's ResNet ("SAME" padding, TFMG ImageNet
+# checkpoints) and detectron2's (PyTorch padding and FrozenBN, for weights
+# trained with the original MaskFormer).
+SUPPORTED_BACKBONES = ('resnet', 'detectron2_resnet')
+# PyTorch's GroupNorm/LayerNorm epsilon (the reference's, and ours).
+TORCH_NORM_EPSILON = 1e-5
 # The backbone's output stride; the input height and width must divide by it.
 MAX_BACKBONE_STRIDE = 32
 
@@ -32,6 +37,7 @@ class PixelDecoder(hyperparams.Config):
     dropout: Dropout rate inside the encoder layers.
     mask_dim: Channels of the stride-4 per-pixel mask features.
     fpn_norm_groups: Groups of the GroupNorm layers of the FPN convolutions.
+    norm_epsilon: Epsilon of the FPN GroupNorms and the encoder LayerNorms.
   """
   num_encoder_layers: int = 6
   num_heads: int = 8
@@ -39,6 +45,7 @@ class PixelDecoder(hyperparams.Config):
   dropout: float = 0.1
   mask_dim: int = 256
   fpn_norm_groups: int = 32
+  norm_epsilon: float = TORCH_NORM_EPSILON
 
 
 @dataclasses.dataclass
@@ -51,11 +58,13 @@ class TransformerDecoder(hyperparams.Config):
     num_heads: Attention heads of the self- and cross-attention.
     ffn_dim: Hidden width of the feed-forward networks.
     dropout: Dropout rate inside the decoder layers.
+    norm_epsilon: Epsilon of the decoder LayerNorms.
   """
   num_layers: int = 6
   num_heads: int = 8
   ffn_dim: int = 2048
   dropout: float = 0.1
+  norm_epsilon: float = TORCH_NORM_EPSILON
 
 
 @dataclasses.dataclass
@@ -68,9 +77,11 @@ class MaskFormerModel(hyperparams.Config):
     num_queries: Number of object queries Q.
     hidden_size: Width of the transformer encoder/decoder and of the FPN.
     input_size: Static [height, width, channels] of the model input.
-    backbone: TFMG backbone config (one of `SUPPORTED_BACKBONES`). Batch norm
-      is frozen as in the reference through `resnet.bn_trainable=False`.
-    norm_activation: Batch-norm/activation settings of the backbone.
+    backbone: Backbone config (one of `SUPPORTED_BACKBONES`). With
+      `resnet` (TFMG), batch norm is frozen as in the reference through
+      `resnet.bn_trainable=False`; `detectron2_resnet` always uses FrozenBN.
+    norm_activation: Batch-norm/activation settings of the TFMG backbone
+      (epsilon 1e-5, PyTorch's).
     pixel_decoder: Pixel decoder settings.
     transformer_decoder: Transformer decoder settings.
     deep_supervision: Also output the predictions of every decoder layer but
@@ -84,7 +95,7 @@ class MaskFormerModel(hyperparams.Config):
   backbone: backbones.Backbone = dataclasses.field(
       default_factory=lambda: backbones.Backbone(  # pylint: disable=g-long-lambda
           type='resnet',
-          resnet=backbones.ResNet(model_id=50, bn_trainable=False)))
+          resnet=tfmg_backbones.ResNet(model_id=50, bn_trainable=False)))
   norm_activation: common.NormActivation = dataclasses.field(
       default_factory=lambda: common.NormActivation(  # pylint: disable=g-long-lambda
           activation='relu', use_sync_bn=False, norm_momentum=0.9,
@@ -104,7 +115,7 @@ def maskformer_tiny_model() -> MaskFormerModel:
       input_size=[64, 64, 3],
       backbone=backbones.Backbone(
           type='resnet',
-          resnet=backbones.ResNet(
+          resnet=tfmg_backbones.ResNet(
               model_id=18, depth_multiplier=0.25, bn_trainable=False)),
       pixel_decoder=PixelDecoder(
           num_encoder_layers=2, num_heads=4, ffn_dim=64, dropout=0.1,
@@ -166,6 +177,11 @@ def validate_model_config(config: MaskFormerModel) -> None:
   if groups < 1 or config.hidden_size % groups:
     fail('pixel_decoder.fpn_norm_groups', groups,
          f'must be >= 1 and divide hidden_size={config.hidden_size}')
+  for prefix, epsilon in (
+      ('pixel_decoder', pixel_decoder.norm_epsilon),
+      ('transformer_decoder', transformer_decoder.norm_epsilon)):
+    if not epsilon > 0:
+      fail(f'{prefix}.norm_epsilon', epsilon, 'must be > 0')
   if transformer_decoder.num_layers < 1:
     fail('transformer_decoder.num_layers', transformer_decoder.num_layers,
          'must be >= 1')

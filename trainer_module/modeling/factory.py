@@ -11,6 +11,8 @@ from trainer_module.modeling import heads
 from trainer_module.modeling import maskformer_model
 from trainer_module.modeling import pixel_decoder
 from trainer_module.modeling import transformer_decoder
+# Registers the `detectron2_resnet` backbone with TFMG's backbone factory.
+from trainer_module.modeling.backbones import detectron2_resnet  # pylint: disable=unused-import
 
 
 def build_maskformer_model(
@@ -58,6 +60,7 @@ def build_maskformer_model(
           ffn_dim=pixel_config.ffn_dim,
           dropout=pixel_config.dropout,
           norm_groups=pixel_config.fpn_norm_groups,
+          norm_epsilon=pixel_config.norm_epsilon,
           name='pixel_decoder'),
       transformer_decoder=transformer_decoder.TransformerDecoder(
           num_layers=decoder_config.num_layers,
@@ -66,6 +69,7 @@ def build_maskformer_model(
           num_heads=decoder_config.num_heads,
           ffn_dim=decoder_config.ffn_dim,
           dropout=decoder_config.dropout,
+          norm_epsilon=decoder_config.norm_epsilon,
           name='transformer_decoder'),
       heads=heads.MaskFormerHeads(
           num_classes=model_config.num_classes,

@@ -42,13 +42,43 @@ class MaskFormer(tf_keras.Model):
   def call(self, images: tf.Tensor,
            training: Optional[bool] = None) -> Dict[str, tf.Tensor]:
     """Predicts class and mask logits for normalised [B, H, W, 3] images."""
+    return self._forward(images, training)[0]
+
+  @tf.autograph.experimental.do_not_convert
+  def endpoints(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
+    """The inference outputs and every intermediate (NHWC, no dropout).
+
+    For comparisons with the reference implementation's intermediates:
+    the `call` outputs plus `res2`..`res5` (backbone), `input_projection`
+    [B, h, w, C] (the encoder input), `position` [h·w, C] (sine encoding),
+    `encoder_output` [B, h·w, C] (the decoder's memory), `mask_features`
+    [B, H/4, W/4, D] and `decoder_outputs` [L, B, Q, C] (after the final
+    LayerNorm), where h, w are the res5 size.
+    """
+    return self._forward(images, training=False, with_endpoints=True)[1]
+
+  def _forward(self, images: tf.Tensor, training: Optional[bool],
+               with_endpoints: bool = False):
+    """(outputs, endpoints or None) of the model on `images`."""
     features = self.backbone(images, training=training)
-    mask_features, memory, memory_position = self.pixel_decoder(
-        features, training=training)
+    mask_features, memory, memory_position, *projected = self.pixel_decoder(
+        features, training=training, return_input_projection=with_endpoints)
     queries = self.transformer_decoder(memory, memory_position,
                                        training=training)
     if not self._deep_supervision:
       queries = queries[-1:]
+    outputs = self._predict(queries, mask_features)
+    if not with_endpoints:
+      return outputs, None
+    endpoints = {f'res{level}': features[str(level)] for level in range(2, 6)}
+    endpoints.update(outputs, input_projection=projected[0],
+                     position=memory_position, encoder_output=memory,
+                     mask_features=mask_features, decoder_outputs=queries)
+    return outputs, endpoints
+
+  def _predict(self, queries: tf.Tensor,
+               mask_features: tf.Tensor) -> Dict[str, tf.Tensor]:
+    """Class and mask logits of the decoder outputs `queries` [L, B, Q, C]."""
     class_logits, mask_logits = self.heads(queries, mask_features)
     num_aux = class_logits.shape[0] - 1
     # tf.split, not slicing: the gradient of a slice writes a zero tensor of

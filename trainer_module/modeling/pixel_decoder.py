@@ -72,13 +72,15 @@ class ConvNorm(tf_keras.layers.Layer):
   """Detectron2-style Conv2d(bias=False) + float32 GroupNorm (+ ReLU)."""
 
   def __init__(self, filters: int, kernel_size: int, norm_groups: int,
-               use_relu: bool, **kwargs):
+               use_relu: bool,
+               norm_epsilon: float = transformer_encoder.NORM_EPSILON,
+               **kwargs):
     super().__init__(**kwargs)
     self._conv = tf_keras.layers.Conv2D(
         filters, kernel_size, padding='same', use_bias=False,
         kernel_initializer=initializers.c2_xavier_fill(), name='conv')
     self._norm = GroupNormalization(
-        norm_groups, epsilon=transformer_encoder.NORM_EPSILON, name='norm')
+        norm_groups, epsilon=norm_epsilon, name='norm')
     self._use_relu = use_relu
 
   def call(self, inputs: tf.Tensor) -> tf.Tensor:
@@ -97,6 +99,7 @@ class TransformerEncoderPixelDecoder(tf_keras.layers.Layer):
 
   def __init__(self, hidden_size: int, mask_dim: int, num_encoder_layers: int,
                num_heads: int, ffn_dim: int, dropout: float, norm_groups: int,
+               norm_epsilon: float = transformer_encoder.NORM_EPSILON,
                **kwargs):
     super().__init__(**kwargs)
     self._hidden_size = hidden_size
@@ -105,14 +108,16 @@ class TransformerEncoderPixelDecoder(tf_keras.layers.Layer):
         bias_initializer='zeros', name='input_projection')
     self._encoder = transformer_encoder.TransformerEncoder(
         num_encoder_layers, hidden_size, num_heads, ffn_dim, dropout,
-        name='transformer_encoder')
+        norm_epsilon, name='transformer_encoder')
     self._output_convs = {
         level: ConvNorm(hidden_size, 3, norm_groups, use_relu=True,
+                        norm_epsilon=norm_epsilon,
                         name=f'output_conv_{level}')
         for level in FPN_LEVELS
     }
     self._lateral_convs = {
         level: ConvNorm(hidden_size, 1, norm_groups, use_relu=False,
+                        norm_epsilon=norm_epsilon,
                         name=f'lateral_conv_{level}')
         for level in FPN_LEVELS[1:]
     }
@@ -122,26 +127,31 @@ class TransformerEncoderPixelDecoder(tf_keras.layers.Layer):
         bias_initializer='zeros', name='mask_features')
 
   def call(self, features: Mapping[str, tf.Tensor],
-           training: Optional[bool] = None
-           ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+           training: Optional[bool] = None,
+           return_input_projection: bool = False
+           ) -> Tuple[tf.Tensor, ...]:
     """Runs the pixel decoder.
 
     Args:
       features: Backbone endpoints '2'..'5' (NHWC, strides 4..32).
       training: Whether dropout is active.
+      return_input_projection: Also return the encoder input (for
+        comparisons with the reference's intermediates).
 
     Returns:
       mask_features: [B, H/4, W/4, mask_dim] in the compute dtype.
       memory: float32 [B, H/32 · W/32, hidden] encoder output.
       memory_position: float32 [H/32 · W/32, hidden] positional encoding.
+      input_projection: [B, H/32, W/32, hidden], the 1×1 projection of res5
+        (only with `return_input_projection`).
     """
-    res5 = self._input_projection(features['5'])
-    batch_size, height, width, _ = static_or_dynamic_shape(res5)
+    projected = self._input_projection(features['5'])
+    batch_size, height, width, _ = static_or_dynamic_shape(projected)
     position = position_embedding.sine_position_embedding(
         height, width, self._hidden_size // 2)
     position = tf.reshape(position, [-1, self._hidden_size])
     memory = self._encoder(
-        tf.reshape(res5, [batch_size, -1, self._hidden_size]), position,
+        tf.reshape(projected, [batch_size, -1, self._hidden_size]), position,
         training=training)
     encoded = tf.reshape(tf.cast(memory, self.compute_dtype),
                          [batch_size, height, width, self._hidden_size])
@@ -151,5 +161,8 @@ class TransformerEncoderPixelDecoder(tf_keras.layers.Layer):
       top_down = upsample_nearest_2x(outputs)
       outputs = self._output_convs[level](lateral + tf.cast(top_down,
                                                             lateral.dtype))
-    return (self._mask_features(outputs), tf.cast(memory, tf.float32),
-            position)
+    results = (self._mask_features(outputs), tf.cast(memory, tf.float32),
+               position)
+    if return_input_projection:
+      results += (projected,)
+    return results

@@ -18,20 +18,22 @@ class TransformerDecoderLayer(tf_keras.layers.Layer):
   """
 
   def __init__(self, hidden_size: int, num_heads: int, ffn_dim: int,
-               dropout: float, **kwargs):
+               dropout: float,
+               norm_epsilon: float = transformer_encoder.NORM_EPSILON,
+               **kwargs):
     super().__init__(autocast=False, **kwargs)
     self._self_attention = attention.MultiHeadAttention(
         hidden_size, num_heads, dropout=dropout, name='self_attention')
     self._self_attention_dropout = tf_keras.layers.Dropout(dropout)
-    self._norm1 = transformer_encoder.layer_norm('norm1')
+    self._norm1 = transformer_encoder.layer_norm('norm1', norm_epsilon)
     self._cross_attention = attention.MultiHeadAttention(
         hidden_size, num_heads, dropout=dropout, name='cross_attention')
     self._cross_attention_dropout = tf_keras.layers.Dropout(dropout)
-    self._norm2 = transformer_encoder.layer_norm('norm2')
+    self._norm2 = transformer_encoder.layer_norm('norm2', norm_epsilon)
     self._ffn = transformer_encoder.FeedForward(
         hidden_size, ffn_dim, dropout, name='ffn')
     self._ffn_dropout = tf_keras.layers.Dropout(dropout)
-    self._norm3 = transformer_encoder.layer_norm('norm3')
+    self._norm3 = transformer_encoder.layer_norm('norm3', norm_epsilon)
 
   def call(self, target: tf.Tensor, memory: tf.Tensor,
            query_position: tf.Tensor, memory_position: tf.Tensor,
@@ -70,16 +72,19 @@ class TransformerDecoder(tf_keras.layers.Layer):
   """
 
   def __init__(self, num_layers: int, num_queries: int, hidden_size: int,
-               num_heads: int, ffn_dim: int, dropout: float, **kwargs):
+               num_heads: int, ffn_dim: int, dropout: float,
+               norm_epsilon: float = transformer_encoder.NORM_EPSILON,
+               **kwargs):
     super().__init__(**kwargs)
     self._num_queries = num_queries
     self._hidden_size = hidden_size
     self._layers = [
         TransformerDecoderLayer(hidden_size, num_heads, ffn_dim, dropout,
-                                name=f'layer_{i}')
+                                norm_epsilon, name=f'layer_{i}')
         for i in range(num_layers)
     ]
-    self._final_norm = transformer_encoder.layer_norm('final_norm')
+    self._final_norm = transformer_encoder.layer_norm('final_norm',
+                                                      norm_epsilon)
 
   def build(self, input_shape):
     self.query_embeddings = self.add_weight(

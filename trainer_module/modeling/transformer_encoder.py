@@ -12,10 +12,11 @@ from trainer_module.modeling import initializers
 NORM_EPSILON = 1e-5
 
 
-def layer_norm(name: str) -> tf_keras.layers.LayerNormalization:
-  """A float32 LayerNormalization with the reference epsilon."""
+def layer_norm(name: str, epsilon: float = NORM_EPSILON
+              ) -> tf_keras.layers.LayerNormalization:
+  """A float32 LayerNormalization (default: the reference epsilon)."""
   return tf_keras.layers.LayerNormalization(
-      epsilon=NORM_EPSILON, dtype='float32', name=name)
+      epsilon=epsilon, dtype='float32', name=name)
 
 
 class FeedForward(tf_keras.layers.Layer):
@@ -48,15 +49,15 @@ class TransformerEncoderLayer(tf_keras.layers.Layer):
   """
 
   def __init__(self, hidden_size: int, num_heads: int, ffn_dim: int,
-               dropout: float, **kwargs):
+               dropout: float, norm_epsilon: float = NORM_EPSILON, **kwargs):
     super().__init__(autocast=False, **kwargs)
     self._self_attention = attention.MultiHeadAttention(
         hidden_size, num_heads, dropout=dropout, name='self_attention')
     self._attention_dropout = tf_keras.layers.Dropout(dropout)
-    self._norm1 = layer_norm('norm1')
+    self._norm1 = layer_norm('norm1', norm_epsilon)
     self._ffn = FeedForward(hidden_size, ffn_dim, dropout, name='ffn')
     self._ffn_dropout = tf_keras.layers.Dropout(dropout)
-    self._norm2 = layer_norm('norm2')
+    self._norm2 = layer_norm('norm2', norm_epsilon)
 
   def call(self, inputs: tf.Tensor, position: tf.Tensor,
            training: Optional[bool] = None) -> tf.Tensor:
@@ -77,11 +78,12 @@ class TransformerEncoder(tf_keras.layers.Layer):
   """A stack of `TransformerEncoderLayer`s (post-norm, no final norm)."""
 
   def __init__(self, num_layers: int, hidden_size: int, num_heads: int,
-               ffn_dim: int, dropout: float, **kwargs):
+               ffn_dim: int, dropout: float, norm_epsilon: float = NORM_EPSILON,
+               **kwargs):
     super().__init__(**kwargs)
     self._layers = [
         TransformerEncoderLayer(hidden_size, num_heads, ffn_dim, dropout,
-                                name=f'layer_{i}')
+                                norm_epsilon, name=f'layer_{i}')
         for i in range(num_layers)
     ]
 

@@ -1,0 +1,200 @@
+"""`import-weights` and `diff-test`: the original MaskFormer's weights here.
+
+`maskformer-tfx import-weights --pkl FILE [--config CONFIG.yaml]
+--image-size S --output DIR` converts a detectron2 MaskFormer checkpoint
+(state_dict or official model-zoo key spelling) into DIR: a TF checkpoint
+(`ckpt-1`, usable as `--init-checkpoint DIR`), `params.yaml` (experiment
+`maskformer_coco_panoptic_d2` with the checkpoint's architecture) and
+`saved_model/` with the pipeline's serving signatures and `raw_outputs`.
+With `--backbone-only`, FILE is detectron2's ImageNet ResNet (`R-50.pkl`,
+torchvision converted) and DIR gets a backbone-only checkpoint.
+
+`maskformer-tfx diff-test --pkl FILE --config CONFIG.yaml --forward
+forward.npz` prints the element-wise comparison of every intermediate with
+the PyTorch reference's and exits 1 if any exceeds the tolerance.
+"""
+
+import argparse
+import os
+import pathlib
+import tempfile
+import time
+from typing import Any, Optional
+
+def _image_size(text: str) -> int:
+  value = int(text)
+  if value < 32 or value % 32:
+    raise argparse.ArgumentTypeError(
+        f'must be a positive multiple of 32 (the backbone stride), got {value}')
+  return value
+
+
+def make_transform_graph(image_size: int, num_segment_slots: int,
+                         output_dir: str) -> str:
+  """Writes a tf.Transform graph for S × S serving into `output_dir`.
+
+  The transform has no analyzers, so its graph does not depend on the data:
+  it is made from a one-image synthetic sample, as the pipeline's Transform
+  component would make it.
+  """
+  # pylint: disable=g-import-not-at-top
+  import tensorflow_transform as tft
+  from tensorflow_transform.tf_metadata import dataset_metadata
+  from tensorflow_transform.tf_metadata import metadata_io
+  from tensorflow_transform.tf_metadata import schema_utils
+  from tfx_pipeline import sample_data
+  from transform_module import beam_runner
+  from transform_module import preprocessing
+  # pylint: enable=g-import-not-at-top
+  with tempfile.TemporaryDirectory() as sample_dir:
+    records = sample_data.make_sample_tfrecords(
+        pathlib.Path(sample_dir), 1, 1, image_size, 0)
+    beam_runner.run_transform(
+        str(pathlib.Path(records) / 'val-*'), output_dir,
+        {'output_size': image_size,
+         'num_segment_slots': num_segment_slots})
+  for path in beam_runner.transformed_example_files(output_dir):
+    os.remove(path)
+  metadata_io.write_metadata(
+      dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(
+          preprocessing.raw_feature_spec())),
+      os.path.join(output_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
+  return output_dir
+
+
+def import_weights(pkl: str, config: Optional[str], image_size: int,
+                   output: str, transform_graph: Optional[str] = None,
+                   backbone_only: bool = False) -> str:
+  """Converts `pkl` into `output`; returns a summary to print."""
+  # pylint: disable=g-import-not-at-top
+  from official.core import train_utils
+  from trainer_module.checkpoints import converter
+  from trainer_module.checkpoints import detectron2_config
+  from trainer_module.checkpoints import writer
+  # pylint: enable=g-import-not-at-top
+  start = time.time()
+  if backbone_only:
+    backbone, ignored = converter.convert_backbone(pkl, config, image_size)
+    prefix = writer.write_checkpoint({'backbone': backbone}, output)
+    settings = detectron2_config.settings_from_config(
+        detectron2_config.load_config(config), image_size)
+    train_utils.serialize_config(
+        writer.experiment_config(settings, output, 'backbone'), output)
+    note = (f'; ignored {len(ignored)} non-backbone tensor(s): '
+            f'{", ".join(sorted(ignored))}' if ignored else '')
+    return (f'Backbone checkpoint {prefix} ({len(backbone.variables)} '
+            f'variables{note}) and {output}/params.yaml '
+            f'(init_checkpoint_modules: backbone) in {time.time() - start:.0f} s.')
+  converted = converter.convert_maskformer(pkl, config, image_size)
+  if transform_graph is None:
+    params = writer.experiment_config(converted.settings, output)
+    transform_graph = make_transform_graph(
+        image_size, params.task.train_data.num_segment_slots,
+        os.path.join(output, 'transform_graph'))
+  prefix = writer.write_all(converted, output, transform_graph)
+  return (f'Converted {converted.num_variables} variables in '
+          f'{time.time() - start:.0f} s:\n'
+          f'  TF checkpoint  {prefix} (--init-checkpoint {output})\n'
+          f'  experiment     {output}/params.yaml\n'
+          f'  SavedModel     {output}/{writer.SAVED_MODEL_DIR} (serving_default, '
+          'serving_image, transform_labels, raw_outputs)')
+
+
+def diff_test(pkl: str, config: Optional[str], forward: str,
+              tolerance: float) -> tuple:
+  """(table text, all passed) of the comparison with `forward`."""
+  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  from trainer_module.checkpoints import converter
+  from trainer_module.checkpoints import differential
+  # pylint: enable=g-import-not-at-top
+  try:
+    reference = np.load(forward)
+  except (OSError, ValueError) as error:
+    raise ValueError(f'{forward}: not a readable .npz file ({error}).') from error
+  missing = [key for key in ('image_rgb', 'pred_logits', 'pred_masks',
+                             'panoptic_seg_boosted',
+                             'segments_info_boosted_json')
+             if key not in reference.files]
+  if missing:
+    raise ValueError(f'{forward}: lacks the arrays {missing} of a reference '
+                     'forward (see goldens/reference_forward/README.md).')
+  image_size = reference['image_rgb'].shape[0]
+  converted = converter.convert_maskformer(pkl, config, image_size)
+  rows, panoptic = differential.compare(
+      converted.model, reference,
+      converted.settings.object_mask_threshold,
+      converted.settings.overlap_threshold,
+      pixel_mean=converted.settings.pixel_mean,
+      pixel_std=converted.settings.pixel_std)
+  passed = all(row.passes(tolerance) for row in rows) and panoptic['identical']
+  return differential.format_table(rows, panoptic, tolerance), passed
+
+
+def _import_weights_command(args: argparse.Namespace) -> int:
+  print(import_weights(args.pkl, args.config, args.image_size, args.output,
+                       args.transform_graph, args.backbone_only))
+  return 0
+
+
+def _diff_test_command(args: argparse.Namespace) -> int:
+  table, passed = diff_test(args.pkl, args.config, args.forward,
+                            args.tolerance)
+  print(table)
+  print(f'{"PASS" if passed else "FAIL"}: every array within '
+        f'max |Δ| <= {args.tolerance:g} * max |ref|'
+        + ('' if passed else ' (or panoptic results differ)'))
+  return 0 if passed else 1
+
+
+def add_import_weights_parser(subparsers: Any) -> None:
+  """Adds `import-weights` and `diff-test` to the CLI's subparsers."""
+  parser = subparsers.add_parser(
+      'import-weights',
+      help="Convert the original MaskFormer's detectron2 weights.",
+      description=(
+          'Reads a detectron2 MaskFormer checkpoint (.pkl; state_dict or '
+          'official model-zoo key names) and its detectron2 config.yaml, '
+          'builds the matching model (backbone.type detectron2_resnet) and '
+          'converts every tensor, refusing any checkpoint tensor left unused '
+          'or model variable left unset. Writes OUTPUT/ckpt-1 (use '
+          '--init-checkpoint OUTPUT), OUTPUT/params.yaml and '
+          'OUTPUT/saved_model (serving_default, serving_image, '
+          'transform_labels, raw_outputs).'))
+  parser.add_argument('--pkl', required=True,
+                      help='detectron2 checkpoint (.pkl of numpy arrays).')
+  parser.add_argument('--config', default=None,
+                      help='detectron2 config.yaml of the checkpoint (default: '
+                      'the official R50 COCO panoptic settings).')
+  parser.add_argument('--image-size', required=True, type=_image_size,
+                      help='Square input size S of the model (multiple of 32).')
+  parser.add_argument('--output', required=True,
+                      help='Output directory (created).')
+  parser.add_argument('--transform-graph', default=None,
+                      help="The pipeline's tf.Transform output at S (default: "
+                      'made from a one-image sample into OUTPUT/transform_graph).')
+  parser.add_argument('--backbone-only', action='store_true',
+                      help="--pkl is detectron2's ImageNet ResNet (R-50.pkl): "
+                      'write a backbone-only checkpoint (init_checkpoint_modules '
+                      'backbone).')
+  parser.set_defaults(handler=_import_weights_command)
+
+  parser = subparsers.add_parser(
+      'diff-test',
+      help='Compare the converted model with a PyTorch reference forward.',
+      description=(
+          'Converts --pkl, runs it on the image of --forward (a forward.npz '
+          'of the original MaskFormer, see goldens/reference_forward) and '
+          'prints per array: shape, max |Δ|, max |ref| and max |Δ| / max '
+          '|ref|, then the panoptic result on the boosted logits. Exit code '
+          '1 if any array exceeds the tolerance or the panoptic results '
+          'differ.'))
+  parser.add_argument('--pkl', required=True, help='detectron2 checkpoint.')
+  parser.add_argument('--config', default=None,
+                      help='Its detectron2 config.yaml (default: official R50 '
+                      'COCO panoptic).')
+  parser.add_argument('--forward', required=True,
+                      help='forward.npz of the reference implementation.')
+  parser.add_argument('--tolerance', type=float, default=1e-4,
+                      help='Allowed max |Δ| / max |ref| (default 1e-4).')
+  parser.set_defaults(handler=_diff_test_command)

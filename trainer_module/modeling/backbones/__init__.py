@@ -1,0 +1,7 @@
+"""Backbones registered with TF Model Garden's backbone factory.
+
+Importing this package registers `detectron2_resnet`.
+"""
+
+# pylint: disable=unused-import
+from trainer_module.modeling.backbones import detectron2_resnet
