@@ -7,6 +7,11 @@ conv), so that the official model-zoo weights converted by
 `maskformer-tfx import-weights` and detectron2's torchvision ImageNet R-50
 give the original's numerics. `maskformer_coco_panoptic` keeps TFMG's ResNet
 and TFMG ImageNet checkpoints.
+
+It has no default `init_checkpoint` (TFMG's ImageNet ResNet does not fit
+this backbone): pass a directory written by `maskformer-tfx import-weights`
+(the converted model, with `task.init_checkpoint_modules=all`, or detectron2's
+ImageNet R-50 converted with `--backbone-only`).
 """
 
 from official.core import config_definitions as cfg
@@ -24,4 +29,5 @@ def maskformer_coco_panoptic_d2() -> cfg.ExperimentConfig:
   config.task.model.backbone = backbones.Backbone(
       type='detectron2_resnet',
       detectron2_resnet=backbones.Detectron2ResNet(depth=50))
+  config.task.init_checkpoint = ''
   return config

@@ -7,6 +7,10 @@ from trainer_module.configs import maskformer_detectron2
 
 def test_d2_experiment_is_the_reference_model_with_detectron2_resnet():
   params = exp_factory.get_exp_config(maskformer_detectron2.EXPERIMENT)
+  # No default init checkpoint: TFMG's ImageNet ResNet does not fit this
+  # backbone; a directory written by import-weights is passed instead.
+  assert params.task.init_checkpoint == ''
+  params.task.init_checkpoint = '/converted/maskformer_r50'
   maskformer.validate_task_config(params.task)
   reference = maskformer.maskformer_coco_panoptic()
   assert params.task.model.backbone.type == 'detectron2_resnet'
