@@ -21,6 +21,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 warnings.filterwarnings('ignore', category=FutureWarning, module='google')
 
 from runners import vertex_runner
+from runners.vertex_rehearsal import cli as vertex_rehearsal_cli
 from tfx_pipeline import config as pipeline_config
 from tfx_pipeline import import_weights
 from tfx_pipeline import evaluate_coco
@@ -153,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
   _add_validate(subparsers)
   _add_make_sample(subparsers)
   vertex_runner.add_compile_vertex_parser(subparsers)
+  vertex_rehearsal_cli.add_rehearse_vertex_parser(subparsers)
   report.add_report_parser(subparsers)
   predict.add_predict_parser(subparsers)
   import_weights.add_import_weights_parser(subparsers)

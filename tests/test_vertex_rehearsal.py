@@ -1,0 +1,174 @@
+"""Rehearses the compiled Vertex AI pipeline here, task by task.
+
+The pipeline is compiled for Vertex exactly as for a real deployment (the
+tiny experiment, 2 train steps, PQ bound 0 so that the gate blesses), the
+synthetic sample is put under the mapped bucket, and `maskformer-tfx
+rehearse-vertex` runs every task's compiled container command with the
+executor input Vertex would pass: real TFX executors, Beam DirectRunner,
+the Trainer's Vertex AI Training job captured by the fake client and run
+here on the CPU strategy.
+"""
+
+import json
+import pathlib
+import shutil
+from typing import Any, Dict
+
+import pytest
+
+from runners import vertex_runner
+from runners.vertex_rehearsal import spec as spec_lib
+from runners.vertex_rehearsal import task_runner
+from tests import pipeline_helpers
+from tfx_pipeline import vertex_settings
+
+BUCKET = 'maskformer-bucket'
+PIPELINE_ROOT = f'gs://{BUCKET}/pipelines/maskformer'
+DATA_ROOT = f'gs://{BUCKET}/coco/tfrecords'
+IMAGE = 'us-central1-docker.pkg.dev/maskformer-proj/ml/maskformer-tfx:1.0'
+TRAINER_IMAGE = ('us-central1-docker.pkg.dev/maskformer-proj/ml/'
+                 'maskformer-tfx-tpu:1.0')
+
+
+@pytest.fixture(scope='module')
+def compiled(tmp_path_factory) -> str:
+  """The Vertex pipeline of the tiny experiment, compiled (TPU Trainer)."""
+  settings = vertex_settings.VertexSettings(
+      project='maskformer-proj', region='us-central1',
+      pipeline_root=PIPELINE_ROOT, data_root=DATA_ROOT, image=IMAGE,
+      trainer_image=TRAINER_IMAGE, experiment='maskformer_tiny',
+      train_steps=2, eval_steps=1, pq_lower_bound=0.0)
+  output = tmp_path_factory.mktemp('rehearsal_compiled') / 'pipeline.json'
+  return vertex_runner.compile_pipeline(settings, str(output))
+
+
+def _gcs_root_with_data(root: pathlib.Path, records: pathlib.Path,
+                        eval_examples=None) -> pathlib.Path:
+  """A local Cloud Storage root whose DATA_ROOT holds `records`' splits."""
+  data = root / DATA_ROOT[len('gs://'):]
+  data.mkdir(parents=True)
+  for path in records.glob('train-*'):
+    shutil.copy(path, data / path.name)
+  if eval_examples is None:
+    for path in records.glob('val-*'):
+      shutil.copy(path, data / path.name)
+  else:
+    pipeline_helpers.write_examples(data / 'val-00000-of-00001.tfrecord',
+                                    eval_examples)
+  return root
+
+
+def _rehearse(compiled_file: str, gcs_root: pathlib.Path):
+  return pipeline_helpers.run_cli(
+      ['rehearse-vertex', '--compiled', compiled_file,
+       '--gcs-root', str(gcs_root)], timeout=1500)
+
+
+@pytest.fixture(scope='module')
+def rehearsal(compiled, synthetic_sample, tmp_path_factory) -> Dict[str, Any]:
+  """A rehearsal on the synthetic sample: CLI result and its job directory."""
+  root = _gcs_root_with_data(tmp_path_factory.mktemp('rehearsal_gcs'),
+                             synthetic_sample / 'tfrecords')
+  result = _rehearse(compiled, root)
+  output = result.stdout + result.stderr
+  assert result.returncode == 0, output[-6000:]
+  runs = root / PIPELINE_ROOT[len('gs://'):] / task_runner.PROJECT_NUMBER
+  (job_root,) = runs.iterdir()
+  return {'root': root, 'job_root': job_root, 'stdout': result.stdout,
+          'log_dir': root / '_rehearsal' / job_root.name}
+
+
+def _task_dir(job_root: pathlib.Path, task: str) -> pathlib.Path:
+  (task_dir,) = [p for p in job_root.iterdir()
+                 if p.name.rsplit('_', 1)[0] == task]
+  return task_dir
+
+
+def test_every_task_exits_0_and_writes_its_artifacts(compiled, rehearsal):
+  pipeline = spec_lib.load(compiled)
+  stdout = rehearsal['stdout']
+  for task in pipeline.in_dependency_order():
+    assert f'  {task.name}: succeeded' in stdout, task.name
+    if task.kind != 'container':
+      continue
+    task_dir = _task_dir(rehearsal['job_root'], task.name)
+    executor_output = json.loads(
+        (task_dir / 'executor_output.json').read_text())
+    for key in task.component.get('outputDefinitions', {}).get('artifacts',
+                                                               {}):
+      artifact = executor_output['artifacts'][key]['artifacts'][0]
+      assert artifact['uri'] == str(task_dir / key), (task.name, key)
+      assert (task_dir / key).is_dir(), (task.name, key)
+      # Transform's analyzer cache stays empty: nothing of ours is cached.
+      if key != 'updated_analyzer_cache':
+        assert any((task_dir / key).rglob('*')), (task.name, key)
+    assert (rehearsal['log_dir'] / f'{task.name}.log').exists()
+  statistics = _task_dir(rehearsal['job_root'], 'StatisticsGen') / 'statistics'
+  assert (statistics / 'Split-eval' / 'FeatureStats.pb').exists()
+
+
+def test_placeholders_and_substitutions_are_printed(rehearsal):
+  stdout = rehearsal['stdout']
+  assert 'Dataflow -> Beam DirectRunner: dropped --runner=DataflowRunner' in (
+      stdout)
+  assert "image interpreter 'python' -> " in stdout
+  assert (f'parameter schema_file: image path '
+          f'{vertex_settings.IMAGE_SCHEMA_FILE} -> ') in stdout
+  assert (f'parameter input_base: {DATA_ROOT} -> '
+          f'{rehearsal["root"] / BUCKET}/coco/tfrecords') in stdout
+  # Resolver tasks: the first run in this root has no blessed model.
+  assert stdout.count('no artifact (no baseline)') == 2
+
+
+def test_trainer_custom_job_is_captured_and_run_on_the_cpu_strategy(
+    rehearsal):
+  (captured,) = (rehearsal['log_dir'] / 'custom_jobs').iterdir()
+  job = json.loads(captured.read_text())
+  assert job['parent'] == 'projects/maskformer-proj/locations/us-central1'
+  assert job['endpoint'] == 'us-central1-aiplatform.googleapis.com'
+  (pool,) = job['custom_job']['job_spec']['worker_pool_specs']
+  assert pool['machine_spec'] == {
+      'machine_type': 'ct5lp-hightpu-4t', 'accelerator_type': 'TPU_V5_LITEPOD',
+      'accelerator_count': 4, 'tpu_topology': '2x2'}
+  assert pool['container_spec']['image_uri'] == TRAINER_IMAGE
+  assert pool['container_spec']['command'][:3] == [
+      'python', '-m', 'tfx.scripts.run_executor']
+  trainer_log = (rehearsal['log_dir'] / 'Trainer.log').read_text()
+  assert ('accelerator runtime {"distribution_strategy": "tpu", '
+          '"mixed_precision_dtype": "bfloat16", "tpu": "local"} -> CPU') in (
+              trainer_log)
+  assert 'custom job worker pool 0: exited 0' in trainer_log
+  model_dir = _task_dir(rehearsal['job_root'], 'Trainer') / 'model'
+  assert list(model_dir.rglob('saved_model.pb'))
+
+
+def test_the_gate_blesses_and_the_pusher_pushes_under_the_mapped_bucket(
+    rehearsal):
+  blessing = _task_dir(rehearsal['job_root'], 'Evaluator') / 'blessing'
+  assert (blessing / 'BLESSED').exists()
+  assert 'Evaluator blessing: blessed' in rehearsal['stdout']
+  pushed = rehearsal['root'] / BUCKET / 'pipelines/maskformer/pushed_models'
+  (version,) = pushed.iterdir()
+  assert (version / 'saved_model.pb').exists()
+  assert f'Pushed model: {version}' in rehearsal['stdout']
+
+
+def test_data_with_an_anomaly_stops_at_the_gate(compiled, synthetic_sample,
+                                                tmp_path):
+  records = synthetic_sample / 'tfrecords'
+  bad_eval = pipeline_helpers.read_examples(str(records / 'val-*'))
+  bad_eval[0] = pipeline_helpers.without_category_mask(bad_eval[0])
+  root = _gcs_root_with_data(tmp_path / 'gcs', records, bad_eval)
+  result = _rehearse(compiled, root)
+  output = result.stdout + result.stderr
+  assert result.returncode == 1, output[-6000:]
+  assert '  DataValidationGate: failed' in result.stdout
+  assert "feature 'image/panoptic/category_mask'" in result.stdout
+  assert 'Task DataValidationGate failed; Vertex AI Pipelines stops the run' in (
+      result.stdout)
+  for task in ('Transform', 'Trainer', 'Evaluator', 'Pusher'):
+    assert f'  {task}: not run' in result.stdout
+  (job_root,) = (root / PIPELINE_ROOT[len('gs://'):] /
+                 task_runner.PROJECT_NUMBER).iterdir()
+  assert list(job_root.glob('DataValidationGate_*'))
+  assert not list(job_root.glob('Transform_*'))
