@@ -26,10 +26,14 @@ from schemas import load_categories
 from trainer_module import optimization
 from trainer_module.configs import maskformer_model
 
-# Sizes of the reference augmentation are in pixels of an image whose long
-# side is this many pixels (COCO images are about 640×480); they scale with
-# the data's output_size (see `DataConfig`).
+# The reference's augmentation and test sizes (pixels) are scaled by
+# output_size / aug_reference_size (see `DataConfig`). The default keeps
+# small experiments' inputs at their Transform size; the COCO experiments set
+# their own: 1344 reproduces the reference at S = 1344, and 1067 (the long
+# side of a 4:3 COCO image at the reference's test size, 1067×800) fits that
+# test size into S = 640.
 AUG_REFERENCE_SIZE = 640
+COCO_640_AUG_REFERENCE_SIZE = 1067
 # Model inputs are padded square images of the data's output_size S and the
 # mask logits have stride 4.
 MASK_STRIDE = 4
@@ -65,11 +69,17 @@ class DataConfig(cfg.DataConfig):
     aug_crop_size_range: [min, max] crop height and width, each drawn
       independently.
     aug_scale_short_side_range: [min, max] of the short side of the final
-      random resize; the long side is capped at `output_size` (the reference
-      caps it at 1333 and pads to a variable size instead).
-    aug_reference_size: The augmentation sizes above are in pixels of an
-      `aug_reference_size`-pixel input and are scaled by
-      `output_size / aug_reference_size`.
+      random resize (both branches), chosen from min, min + step, ..., max.
+    aug_scale_short_side_step: The step of those choices (reference 32).
+    aug_max_long_side: Cap of the long side of the final resize and of the
+      evaluation resize (reference 1333); also capped at `output_size` (the
+      reference pads to a variable size instead of a static S×S).
+    eval_short_side: Evaluation data only: resize to this short side (long
+      side capped as above), as the reference tests at 800; 0 keeps the
+      Transform's size (long side = S).
+    aug_reference_size: The sizes above are the reference's in pixels and are
+      scaled by `output_size / aug_reference_size` (equal values: the
+      reference's sizes exactly).
   """
   compression_type: str = 'GZIP'
   transform_graph_dir: str = ''
@@ -87,6 +97,9 @@ class DataConfig(cfg.DataConfig):
       default_factory=lambda: [384, 600])
   aug_scale_short_side_range: List[int] = dataclasses.field(
       default_factory=lambda: [480, 800])
+  aug_scale_short_side_step: int = 32
+  aug_max_long_side: int = 1333
+  eval_short_side: int = 0
   aug_reference_size: int = AUG_REFERENCE_SIZE
 
 
@@ -192,9 +205,13 @@ def _validate_data_config(prefix: str, data: DataConfig,
         size_range[0] > size_range[1]):
       _fail(f'{prefix}.{name}', size_range, 'must be [min, max] with '
             '1 <= min <= max')
-  if data.aug_reference_size < 1:
-    _fail(f'{prefix}.aug_reference_size', data.aug_reference_size,
-          'must be >= 1')
+  for name in ('aug_scale_short_side_step', 'aug_max_long_side',
+               'aug_reference_size'):
+    if getattr(data, name) < 1:
+      _fail(f'{prefix}.{name}', getattr(data, name), 'must be >= 1')
+  if data.eval_short_side < 0:
+    _fail(f'{prefix}.eval_short_side', data.eval_short_side,
+          'must be >= 0 (0 keeps the Transform\'s size)')
 
 
 def _frozen_batch_norm_setting(backbone) -> Optional[str]:
@@ -240,7 +257,6 @@ def validate_task_config(config: MaskFormerTask) -> None:
           f'{IMAGENET_RESNET50_CHECKPOINT} or a directory written by '
           '`maskformer-tfx import-weights`; otherwise the backbone trains '
           'from random weights with identity batch-norm statistics')
-
 
 
 def _adamw_optimization(learning_rate: float, weight_decay: float,
@@ -298,12 +314,18 @@ def maskformer_coco_panoptic() -> cfg.ExperimentConfig:
       runtime=cfg.RuntimeConfig(mixed_precision_dtype='bfloat16'),
       task=MaskFormerTask(
           model=model,
+          # The reference's scale jitter scaled by 0.6 to fit S = 640 (see
+          # maskformer_coco_panoptic_1344 for the unscaled one). Evaluation
+          # keeps the Transform's size (long side 640), as serving does: for
+          # 4:3 and wider images the reference's test size scaled by 0.6.
           train_data=DataConfig(
               is_training=True, global_batch_size=64,
-              output_size=output_size, num_segment_slots=num_segment_slots),
+              output_size=output_size, num_segment_slots=num_segment_slots,
+              aug_reference_size=COCO_640_AUG_REFERENCE_SIZE),
           validation_data=DataConfig(
               is_training=False, global_batch_size=8, drop_remainder=True,
-              output_size=output_size, num_segment_slots=num_segment_slots),
+              output_size=output_size, num_segment_slots=num_segment_slots,
+              aug_reference_size=COCO_640_AUG_REFERENCE_SIZE),
           losses=Losses(no_object_weight=0.1),
           init_checkpoint=IMAGENET_RESNET50_CHECKPOINT,
           init_checkpoint_modules='backbone'),
@@ -321,6 +343,26 @@ def maskformer_coco_panoptic() -> cfg.ExperimentConfig:
               backbone_lr_multiplier=0.1, clip_norm=0.01,
               decay_steps=[369_600])),
       restrictions=_restrictions())
+
+
+@exp_factory.register_config_factory('maskformer_coco_panoptic_1344')
+def maskformer_coco_panoptic_1344() -> cfg.ExperimentConfig:
+  """`maskformer_coco_panoptic` at the reference's scale: S = 1344.
+
+  Training resizes the short side to one of 480, 512, ..., 800 with the long
+  side at most 1333 (after the reference's 50% resize + crop branch) and
+  evaluation to short side 800, long side at most 1333: the reference's
+  sizes exactly, inside a static 1344×1344 padded input (4.4× the pixels of
+  the 640 experiment).
+  """
+  config = maskformer_coco_panoptic()
+  size = 1344
+  config.task.model.input_size = [size, size, 3]
+  for data in (config.task.train_data, config.task.validation_data):
+    data.output_size = size
+    data.aug_reference_size = size
+  config.task.validation_data.eval_short_side = 800
+  return config
 
 
 @exp_factory.register_config_factory('maskformer_tiny')

@@ -143,18 +143,8 @@ class Parser:
 
   def __init__(self, params: maskformer_cfg.DataConfig):
     self._output_size = params.output_size
-    scale = params.output_size / params.aug_reference_size
-
-    def scaled(sizes):
-      return [max(1, int(round(size * scale))) for size in sizes]
-
-    self._augmentation = dict(
-        output_size=params.output_size,
-        rand_hflip=params.aug_rand_hflip,
-        crop_prob=params.aug_crop_prob,
-        crop_short_sides=scaled(params.aug_crop_short_sides),
-        crop_size_range=scaled(params.aug_crop_size_range),
-        scale_short_side_range=scaled(params.aug_scale_short_side_range))
+    self._augmentation = augmentation.train_resize_settings(params)
+    self._eval_resize = augmentation.eval_resize_settings(params)
 
   def parse_fn(self, is_training: bool):
     """The parsing function for training or evaluation data."""
@@ -177,7 +167,16 @@ class Parser:
   def _parse_eval_data(self, decoded: Mapping[str, tf.Tensor]
                       ) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
     labels = {key: tf.cast(decoded[key], tf.int32) for key in EVAL_LABEL_KEYS}
-    return normalize_image(decoded['image'], labels['pixel_valid']), labels
+    image = decoded['image']
+    if self._eval_resize:
+      label_maps = {key: labels[key] for key in
+                    ('segment_map', 'category_mask', 'instance_mask')}
+      image, label_maps, pixel_valid = augmentation.resize_for_eval(
+          tf.cast(image, tf.float32), label_maps, labels['pixel_valid'],
+          **self._eval_resize)
+      labels.update(label_maps, pixel_valid=pixel_valid)
+    return normalize_image(image, labels['pixel_valid']), labels
+
 
 def build_dataset(params: maskformer_cfg.DataConfig,
                   input_context: Optional[tf.distribute.InputContext] = None

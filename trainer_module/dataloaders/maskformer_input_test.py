@@ -99,7 +99,7 @@ def test_augment_without_crop_or_rescale_is_identity():
   height, width = example['original_size']
   out_image, out_map, out_valid = augmentation.augment(
       image, segment_map, pixel_valid, output_size=SIZE, rand_hflip=False,
-      crop_prob=0.0, scale_short_side_range=[min(height, width)] * 2)
+      crop_prob=0.0, scale_short_sides=[min(height, width)])
   np.testing.assert_allclose(out_image, example['image'], atol=1e-4)
   np.testing.assert_array_equal(out_map, example['segment_map'])
   np.testing.assert_array_equal(out_valid, example['pixel_valid'])
@@ -142,7 +142,7 @@ def test_augment_output_is_static_and_aligned(seed):
   out_image, out_map, out_valid = augmentation.augment(
       image, segment_map, pixel_valid, output_size=SIZE, crop_prob=0.5,
       crop_short_sides=[40, 50, 60], crop_size_range=[38, 60],
-      scale_short_side_range=[48, 80])
+      scale_short_sides=[48, 56, 64, 72, 80])
   assert out_image.shape == (SIZE, SIZE, 3)
   assert out_map.shape == out_valid.shape == (SIZE, SIZE)
   _check_alignment(out_image.numpy(), out_map.numpy(), out_valid.numpy())

@@ -5,11 +5,20 @@ Follows the reference PyTorch MaskFormer `HungarianMatcher` + `SetCriterion`
 
 * Targets come as fixed-size slots [B, N] with a `gt_valid` flag; padding
   slots are never matched and never counted.
-* Predictions and targets have the same resolution (the caller resizes).
-* An optional `pixel_valid` mask excludes padded pixels from the matching
-  costs, the focal loss (mean over valid pixels only) and the dice loss. The
-  reference has no such mask: it is our addition for padded static-size
-  batches, and with an all-ones mask the results are the reference ones.
+* Targets may have a higher resolution H×W than the predicted mask logits
+  h×w (H = s·h, W = s·w for an integer stride s; the reference trains with
+  s = 4). Then, as the reference: the matching runs at h×w on the targets
+  subsampled like PyTorch's legacy `F.interpolate(mode='nearest')`
+  (`targets[:, ::s, ::s]`), and the focal and dice losses compare the
+  matched predictions, upsampled to H×W with half-pixel bilinear
+  interpolation (`F.interpolate(mode='bilinear', align_corners=False)` =
+  `tf.image.resize(..., 'bilinear')`), with the full-resolution targets.
+  Only the matched predictions are upsampled (see `static_shapes`).
+* An optional `pixel_valid` mask (at the targets' resolution) excludes padded
+  pixels from the matching costs, the focal loss (mean over valid pixels
+  only) and the dice loss. The reference has no such mask: it is our
+  addition for padded static-size batches, and with an all-ones mask the
+  results are the reference ones.
 
 All computations run in float32 (bfloat16 inputs are cast) and compile with
 `tf.function(jit_compile=True)`.
@@ -26,9 +35,10 @@ DDP does in the reference. A task that overrides `train_step` must keep that
 returned here by anything else); metrics should report the unscaled values.
 """
 
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Tuple
 
 import tensorflow as tf
+from tensorflow.python.ops import control_flow_util  # pylint: disable=g-direct-tensorflow-import
 
 from trainer_module.ops.hungarian_matching import hungarian_matching
 
@@ -37,11 +47,13 @@ _FOCAL_ALPHA = 0.25
 # than tf.pow, forward and backward).
 
 
-def _pixel_weights(mask_logits: tf.Tensor,
+def _pixel_weights(masks: tf.Tensor,
                    pixel_valid: Optional[tf.Tensor]) -> tf.Tensor:
-  """Returns float32 [B, H, W, 1] pixel weights (1 = valid pixel)."""
+  """Returns float32 [B, H, W, 1] pixel weights (1 = valid pixel) for
+  [B, H, W, C] masks or a [B, H, W] slot map."""
   if pixel_valid is None:
-    return tf.ones_like(mask_logits[..., :1])
+    masks = masks[..., :1] if masks.shape.rank == 4 else masks[..., None]
+    return tf.ones_like(masks, dtype=tf.float32)
   return tf.cast(pixel_valid, tf.float32)[..., tf.newaxis]
 
 
@@ -181,6 +193,126 @@ def _global_num_masks(gt_valid: tf.Tensor) -> tf.Tensor:
   return tf.maximum(num_masks, 1.0)
 
 
+def target_stride(mask_logits: tf.Tensor, gt_masks: tf.Tensor) -> int:
+  """The integer ratio s of the targets' to the predictions' resolution.
+
+  Raises:
+    ValueError: if the target size is not s times the prediction size.
+  """
+  height, width = mask_logits.shape[1:3]
+  target_height, target_width = gt_masks.shape[1:3]
+  stride = target_height // height
+  if (stride < 1 or target_height != stride * height or
+      target_width != stride * width):
+    raise ValueError(
+        f'The targets ({target_height}x{target_width}) must be an integer '
+        f'multiple s >= 1 of the mask logits ({height}x{width}) in both '
+        'dimensions.')
+  return stride
+
+
+def _slot_masks(gt_masks: tf.Tensor, num_slots: int) -> tf.Tensor:
+  """[B, H, W, N] masks of either target form (bool for a slot map)."""
+  if gt_masks.shape.rank == 4:
+    return gt_masks
+  return tf.equal(tf.cast(gt_masks, tf.int32)[..., tf.newaxis],
+                  tf.range(num_slots, dtype=tf.int32))
+
+
+def _pair_targets(gt_masks: tf.Tensor, pairs: tf.Tensor) -> tf.Tensor:
+  """[M, H, W] target masks of M (image, slot) int64 pairs."""
+  if gt_masks.shape.rank == 4:
+    return tf.gather_nd(tf.transpose(gt_masks, [0, 3, 1, 2]), pairs)
+  return tf.equal(tf.gather(tf.cast(gt_masks, tf.int32), pairs[:, 0]),
+                  tf.cast(pairs[:, 1], tf.int32)[:, tf.newaxis, tf.newaxis])
+
+
+def _in_xla_or_tpu() -> bool:
+  """Whether the caller is being compiled with XLA (jit_compile, TPU)."""
+  if isinstance(tf.distribute.get_strategy(),
+                (tf.distribute.TPUStrategy,
+                 tf.distribute.experimental.TPUStrategy)):
+    return True
+  # TF has no public test for "inside tf.function(jit_compile=True)"; Keras
+  # uses the same check (tf_keras.src.utils.control_flow_util).
+  return control_flow_util.GraphOrParentsInXlaContext(
+      tf.compat.v1.get_default_graph())
+
+
+def _mask_losses_per_pair(logits: tf.Tensor, targets: tf.Tensor,
+                          pixel_weights: tf.Tensor, num_pixels: tf.Tensor,
+                          output_size: Tuple[int, int]
+                         ) -> Tuple[tf.Tensor, tf.Tensor]:
+  """Focal and dice loss of predicted/target mask pairs along the last axis.
+
+  Args:
+    logits: float32 [P, h, w, C] mask logits of C pairs per leading index.
+    targets: [P, H, W, C] binary target masks.
+    pixel_weights: float32 [P, H, W, 1 or C], 1 on valid pixels.
+    num_pixels: float32 [P, 1 or C], valid pixels (at least 1).
+    output_size: (H, W); the logits are upsampled to it with half-pixel
+      bilinear interpolation when it differs from (h, w).
+
+  Returns:
+    float32 [P, C] focal losses (mean over valid pixels) and dice losses.
+  """
+  if tuple(logits.shape[1:3]) != tuple(output_size):
+    logits = tf.image.resize(logits, output_size,
+                             method=tf.image.ResizeMethod.BILINEAR)
+  targets = tf.cast(targets, tf.float32) * pixel_weights
+  prob = tf.sigmoid(logits)
+  # Binary targets: BCE(x, 1) = softplus(-x), BCE(x, 0) = softplus(x); one
+  # select instead of the general soft-target formula (fewer full-size ops).
+  focal = tf.where(
+      targets > 0.0,
+      _FOCAL_ALPHA * tf.square(1.0 - prob) * tf.nn.softplus(-logits),
+      (1.0 - _FOCAL_ALPHA) * tf.square(prob) * tf.nn.softplus(logits))
+  focal = tf.reduce_sum(focal * pixel_weights, axis=[1, 2]) / num_pixels
+  prob *= pixel_weights
+  dice = 1.0 - (2.0 * tf.reduce_sum(prob * targets, axis=[1, 2]) + 1.0) / (
+      tf.reduce_sum(prob, axis=[1, 2]) +
+      tf.reduce_sum(targets, axis=[1, 2]) + 1.0)
+  return focal, dice
+
+
+def _matched_mask_losses(mask_logits: tf.Tensor, gt_masks: tf.Tensor,
+                         pixel_weights: tf.Tensor, matched_query: tf.Tensor,
+                         static_shapes: bool) -> Tuple[tf.Tensor, tf.Tensor]:
+  """Sums of the focal and dice losses over the matched (query, slot) pairs.
+
+  Static shapes (XLA, TPU): the matched query's logits of every slot,
+  [B, h, w, N], are upsampled and compared, and unmatched slots are weighted
+  0. Otherwise only the M matched pairs are gathered ([M, h, w, 1], M known
+  at run time), as the reference does: about N / M times less work.
+  """
+  output_size = tuple(gt_masks.shape[1:3])
+  num_pixels = _num_valid_pixels(pixel_weights)  # [B]
+  is_matched = matched_query >= 0
+  if static_shapes:
+    logits = tf.gather(mask_logits, tf.maximum(matched_query, 0), axis=3,
+                       batch_dims=1)
+    focal, dice = _mask_losses_per_pair(logits,
+                                        _slot_masks(gt_masks,
+                                                    matched_query.shape[1]),
+                                        pixel_weights,
+                                        num_pixels[:, tf.newaxis],
+                                        output_size)
+    pair_weight = tf.cast(is_matched, tf.float32)
+    return (tf.reduce_sum(focal * pair_weight),
+            tf.reduce_sum(dice * pair_weight))
+  pairs = tf.where(is_matched)  # [M, 2]: (image, slot).
+  image = pairs[:, 0]
+  query = tf.gather_nd(matched_query, pairs)
+  logits = tf.gather_nd(tf.transpose(mask_logits, [0, 3, 1, 2]),
+                        tf.stack([image, tf.cast(query, tf.int64)], axis=1))
+  targets = _pair_targets(gt_masks, pairs)
+  focal, dice = _mask_losses_per_pair(
+      logits[..., tf.newaxis], targets[..., tf.newaxis],
+      tf.gather(pixel_weights, image), tf.gather(num_pixels, image)[:, None],
+      output_size)
+  return tf.reduce_sum(focal), tf.reduce_sum(dice)
+
+
 def maskformer_losses(class_logits: tf.Tensor,
                       mask_logits: tf.Tensor,
                       gt_classes: tf.Tensor,
@@ -191,7 +323,8 @@ def maskformer_losses(class_logits: tf.Tensor,
                       class_weight: float = 1.0,
                       mask_weight: float = 20.0,
                       dice_weight: float = 1.0,
-                      pixel_valid: Optional[tf.Tensor] = None
+                      pixel_valid: Optional[tf.Tensor] = None,
+                      static_shapes: Optional[bool] = None
                      ) -> Mapping[str, tf.Tensor]:
   """Computes the MaskFormer losses of one decoder output.
 
@@ -200,40 +333,59 @@ def maskformer_losses(class_logits: tf.Tensor,
 
   Args:
     class_logits: [B, Q, K+1] class logits, index K = no object.
-    mask_logits: [B, H, W, Q] mask logits at the targets' resolution.
+    mask_logits: [B, h, w, Q] mask logits.
     gt_classes: int [B, N] target class ids in [0, K).
-    gt_masks: [B, H, W, N] binary target masks.
+    gt_masks: the targets at H×W, H = s·h and W = s·w for an integer stride
+      s >= 1: [B, H, W, N] binary masks (any dtype), or an int [B, H, W]
+      slot map (mask j = `map == j`, −1 = no slot) for non-overlapping
+      targets, which avoids dense [B, H, W, N] tensors where possible.
     gt_valid: bool [B, N]; False marks padding slots.
     no_object_weight: CE weight of queries labelled "no object".
     class_weight: matching weight of the class cost.
     mask_weight: matching weight of the focal cost.
     dice_weight: matching weight of the dice cost.
     pixel_valid: optional [B, H, W] 0/1 mask of real (non-padded) pixels.
+    static_shapes: True upsamples the matched query's logits of all N slots
+      (static shapes, for XLA/TPU); False only those of the matched pairs
+      (dynamic shapes, the reference's work). Same results. Default: True
+      when compiled with XLA or under a TPUStrategy.
 
   Returns:
     Dict of float32 scalars:
       loss_ce: Σ w·CE / Σ w over all queries of the batch; unmatched queries
         target class K with weight `no_object_weight`, matched ones their
         target's class with weight 1.
-      loss_mask: sigmoid focal loss (alpha 0.25, gamma 2), mean over valid
-        pixels, summed over matched pairs, divided by num_masks.
-      loss_dice: 1 - (2Σst + 1) / (Σs + Σt + 1) summed over matched pairs,
-        divided by num_masks.
+      loss_mask: sigmoid focal loss (alpha 0.25, gamma 2) at H×W, mean over
+        valid pixels, summed over matched pairs, divided by num_masks.
+      loss_dice: 1 - (2Σst + 1) / (Σs + Σt + 1) at H×W summed over matched
+        pairs, divided by num_masks.
     num_masks is the global number of valid targets divided by the number of
     replicas (at least 1); see the module docstring for how the per-replica
     losses must be combined.
+
+  Raises:
+    ValueError: if H×W is not an integer multiple of h×w.
   """
   class_logits = tf.cast(class_logits, tf.float32)
   mask_logits = tf.cast(mask_logits, tf.float32)
   gt_classes = tf.cast(gt_classes, tf.int32)
+  gt_masks = tf.convert_to_tensor(gt_masks)
   gt_valid = tf.cast(gt_valid, tf.bool)
   num_queries = class_logits.shape[1]
   no_object_class = class_logits.shape[2] - 1
+  stride = target_stride(mask_logits, gt_masks)
+  if static_shapes is None:
+    static_shapes = _in_xla_or_tpu()
 
+  # Matching at the predictions' resolution, on targets[::s, ::s].
   matched_query = match_queries_to_targets(
-      class_logits, mask_logits, gt_classes, gt_masks, gt_valid,
+      class_logits, mask_logits, gt_classes,
+      _slot_masks(gt_masks[:, ::stride, ::stride], gt_classes.shape[1]),
+      gt_valid,
       class_weight=class_weight, mask_weight=mask_weight,
-      dice_weight=dice_weight, pixel_valid=pixel_valid)
+      dice_weight=dice_weight,
+      pixel_valid=(None if pixel_valid is None
+                   else pixel_valid[:, ::stride, ::stride]))
   is_matched = matched_query >= 0
 
   # Classification: one target class per query.
@@ -250,30 +402,10 @@ def maskformer_losses(class_logits: tf.Tensor,
   loss_ce = tf.reduce_sum(ce_weight * cross_entropy) / tf.reduce_sum(
       ce_weight)
 
-  # Masks: the matched query's logits for every target slot.
-  pixel_weights = _pixel_weights(mask_logits, pixel_valid)
-  matched_logits = tf.gather(
-      mask_logits, tf.maximum(matched_query, 0), axis=3, batch_dims=1)
-  targets = tf.cast(gt_masks, tf.float32) * pixel_weights
-  pair_weight = tf.cast(is_matched, tf.float32)
+  # Masks at the targets' resolution.
+  pixel_weights = _pixel_weights(gt_masks, pixel_valid)
+  focal_sum, dice_sum = _matched_mask_losses(
+      mask_logits, gt_masks, pixel_weights, matched_query, static_shapes)
   num_masks = _global_num_masks(gt_valid)
-
-  mask_prob = tf.sigmoid(matched_logits)
-  bce = tf.nn.sigmoid_cross_entropy_with_logits(
-      labels=targets, logits=matched_logits)
-  prob_of_target = mask_prob * targets + (1.0 - mask_prob) * (1.0 - targets)
-  alpha_t = _FOCAL_ALPHA * targets + (1.0 - _FOCAL_ALPHA) * (1.0 - targets)
-  focal = alpha_t * tf.square(1.0 - prob_of_target) * bce
-  focal_per_pair = tf.reduce_sum(
-      focal * pixel_weights, axis=[1, 2]) / _num_valid_pixels(
-          pixel_weights)[:, None]
-  loss_mask = tf.reduce_sum(focal_per_pair * pair_weight) / num_masks
-
-  mask_prob *= pixel_weights
-  intersection = tf.reduce_sum(mask_prob * targets, axis=[1, 2])
-  dice = 1.0 - (2.0 * intersection + 1.0) / (
-      tf.reduce_sum(mask_prob, axis=[1, 2]) +
-      tf.reduce_sum(targets, axis=[1, 2]) + 1.0)
-  loss_dice = tf.reduce_sum(dice * pair_weight) / num_masks
-
-  return {"loss_ce": loss_ce, "loss_mask": loss_mask, "loss_dice": loss_dice}
+  return {"loss_ce": loss_ce, "loss_mask": focal_sum / num_masks,
+          "loss_dice": dice_sum / num_masks}

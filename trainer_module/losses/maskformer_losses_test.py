@@ -129,20 +129,32 @@ def _random_inputs(seed: int, batch: int, num_queries: int, num_classes: int,
 
 def _run(inputs: dict[str, np.ndarray], jit: bool = False,
          **kwargs: Any) -> dict[str, np.ndarray]:
-  """Runs maskformer_losses and the matcher, returns numpy values."""
+  """Runs maskformer_losses and the matcher, returns numpy values.
+
+  The matcher sees the targets (and pixel_valid) subsampled to the
+  predictions' resolution, as maskformer_losses matches.
+  """
 
   def compute(tensors):
     losses = losses_fn(**tensors, **kwargs)
     matching_kwargs = {
         key: value for key, value in kwargs.items()
-        if key != "no_object_weight"
+        if key not in ("no_object_weight", "static_shapes")
     }
+    stride = tensors["gt_masks"].shape[1] // tensors["mask_logits"].shape[1]
     matching_inputs = {
         key: value for key, value in tensors.items() if key != "pixel_valid"
     }
+    matching_masks = tensors["gt_masks"][:, ::stride, ::stride]
+    if matching_masks.shape.rank == 3:  # A slot map.
+      matching_masks = tf.one_hot(matching_masks,
+                                  tensors["gt_classes"].shape[1])
+    matching_inputs["gt_masks"] = matching_masks
+    pixel_valid = tensors.get("pixel_valid")
+    if pixel_valid is not None:
+      pixel_valid = pixel_valid[:, ::stride, ::stride]
     losses["matched"] = match_queries_to_targets(
-        **matching_inputs, pixel_valid=tensors.get("pixel_valid"),
-        **matching_kwargs)
+        **matching_inputs, pixel_valid=pixel_valid, **matching_kwargs)
     return losses
 
   if jit:
@@ -341,3 +353,138 @@ def test_num_masks_is_averaged_over_replicas(tmp_path: Path) -> None:
     for key in _LOSS_KEYS:
       np.testing.assert_allclose(per_replica[key][replica], expected[key],
                                  rtol=1e-5)
+
+
+# Targets at a higher resolution than the predictions (the reference's
+# training setting): goldens from the original SetCriterion.
+_RES_CASES = ("case_128_q20_k8", "case_96_q10_k12")
+_RES_OUTPUTS = (("", ""), ("aux_0_", "_0"), ("aux_1_", "_1"))
+
+
+def _load_res_golden(case: str) -> Any:
+  path = _GOLDENS_DIR / "criterion_res" / f"{case}.npz"
+  if not path.exists():
+    pytest.skip(f"../shared not found: {path} is missing")
+  return np.load(path)
+
+
+@pytest.mark.parametrize("case", _RES_CASES)
+@pytest.mark.parametrize("static_shapes,jit", [(False, False), (True, False),
+                                               (True, True)])
+def test_full_resolution_targets_reproduce_goldens(case: str,
+                                                   static_shapes: bool,
+                                                   jit: bool) -> None:
+  golden = _load_res_golden(case)
+  gt_classes = golden["tgt_labels"][np.newaxis].astype(np.int32)
+  targets = {
+      "gt_classes": gt_classes,
+      "gt_masks": np.transpose(golden["tgt_masks_nchw"], [0, 2, 3, 1]),
+      "gt_valid": np.ones(gt_classes.shape, bool),
+  }
+  no_object_weight = float(golden["no_object_weight"])
+  for prefix, suffix in _RES_OUTPUTS:
+    inputs = dict(
+        targets, class_logits=golden[prefix + "pred_logits"],
+        mask_logits=np.transpose(golden[prefix + "pred_masks_nchw"],
+                                 [0, 2, 3, 1]))
+    assert (inputs["gt_masks"].shape[1] ==
+            4 * inputs["mask_logits"].shape[1])
+    result = _run(inputs, jit=jit, no_object_weight=no_object_weight,
+                  static_shapes=static_shapes)
+    for key in _LOSS_KEYS:
+      np.testing.assert_allclose(result[key], golden[key + suffix],
+                                 rtol=1e-4, err_msg=f"{key}{suffix}")
+    output = "final" if not prefix else prefix.rstrip("_")
+    expected = np.full(gt_classes.shape[1], -1)
+    expected[golden[f"match_{output}_tgt"]] = golden[f"match_{output}_src"]
+    np.testing.assert_array_equal(result["matched"][0], expected)
+
+
+def _random_full_resolution_inputs(seed: int) -> dict[str, np.ndarray]:
+  """Predictions at 6×5, targets at 24×20 (stride 4) with padded pixels."""
+  inputs = _random_inputs(
+      seed=seed, batch=2, num_queries=6, num_classes=4, height=6, width=5,
+      gt_valid=[[True, False, True, True], [False, True, False, True]])
+  rng = np.random.default_rng(seed)
+  inputs["gt_masks"] = (rng.uniform(size=(2, 24, 20, 4)) < 0.4).astype(bool)
+  pixel_valid = np.zeros((2, 24, 20), np.int32)
+  pixel_valid[0, :21, :20] = 1
+  pixel_valid[1, :24, :13] = 1
+  inputs["pixel_valid"] = pixel_valid
+  return inputs
+
+
+def test_static_and_dynamic_pairs_agree_with_gradients() -> None:
+  inputs = _random_full_resolution_inputs(seed=5)
+  tensors = {key: tf.constant(value) for key, value in inputs.items()}
+
+  def losses_and_gradients(static_shapes):
+    with tf.GradientTape() as tape:
+      tape.watch(tensors["mask_logits"])
+      losses = losses_fn(**tensors, no_object_weight=0.1,
+                         static_shapes=static_shapes)
+      total = losses["loss_mask"] + losses["loss_dice"]
+    return losses, tape.gradient(total, tensors["mask_logits"])
+
+  static_losses, static_grad = tf.function(
+      lambda: losses_and_gradients(True), jit_compile=True)()
+  dynamic_losses, dynamic_grad = tf.function(
+      lambda: losses_and_gradients(False))()
+  for key in _LOSS_KEYS:
+    np.testing.assert_allclose(static_losses[key], dynamic_losses[key],
+                               rtol=1e-5)
+  assert np.abs(dynamic_grad.numpy()).sum() > 0
+  np.testing.assert_allclose(static_grad, dynamic_grad, rtol=1e-4,
+                             atol=1e-7)
+
+
+def test_padded_pixels_are_excluded_at_full_resolution() -> None:
+  inputs = _random_full_resolution_inputs(seed=6)
+  expected = _run(inputs, no_object_weight=0.1)
+  changed = dict(inputs)
+  rng = np.random.default_rng(7)
+  padding = inputs["pixel_valid"] == 0
+  # Junk targets on padded pixels and junk logits on fully padded cells
+  # (whose upsampled values reach padded pixels only).
+  changed["gt_masks"] = np.where(padding[..., None],
+                                 rng.uniform(size=inputs["gt_masks"].shape)
+                                 < 0.5, inputs["gt_masks"])
+  cell_padded = padding[:, ::4, ::4] & padding[:, 3::4, 3::4]
+  changed["mask_logits"] = np.where(
+      cell_padded[..., None],
+      rng.normal(0, 5, inputs["mask_logits"].shape).astype(np.float32),
+      inputs["mask_logits"])
+  result = _run(changed, jit=True, no_object_weight=0.1)
+  np.testing.assert_array_equal(result["matched"], expected["matched"])
+  for key in _LOSS_KEYS:
+    np.testing.assert_allclose(result[key], expected[key], rtol=1e-5)
+  # Padding changes the losses once it is counted.
+  unmasked = dict(changed)
+  del unmasked["pixel_valid"]
+  assert not np.isclose(_run(unmasked, no_object_weight=0.1)["loss_mask"],
+                        expected["loss_mask"], rtol=1e-3)
+
+
+def test_target_size_must_be_a_multiple_of_the_prediction_size() -> None:
+  inputs = _random_full_resolution_inputs(seed=8)
+  inputs["gt_masks"] = inputs["gt_masks"][:, :22]
+  del inputs["pixel_valid"]
+  with pytest.raises(ValueError, match="integer multiple"):
+    _run(inputs, no_object_weight=0.1)
+
+
+@pytest.mark.parametrize("static_shapes,jit", [(False, False), (True, True)])
+def test_slot_map_targets_equal_dense_masks(static_shapes: bool,
+                                            jit: bool) -> None:
+  inputs = _random_full_resolution_inputs(seed=9)
+  rng = np.random.default_rng(9)
+  slot_map = rng.integers(-1, 4, size=(2, 24, 20)).astype(np.int32)
+  dense = dict(inputs, gt_masks=np.stack(
+      [slot_map == j for j in range(4)], axis=-1))
+  expected = _run(dense, jit=jit, no_object_weight=0.1,
+                  static_shapes=static_shapes)
+  result = _run(dict(inputs, gt_masks=slot_map), jit=jit,
+                no_object_weight=0.1, static_shapes=static_shapes)
+  np.testing.assert_array_equal(result["matched"], expected["matched"])
+  for key in _LOSS_KEYS:
+    np.testing.assert_allclose(result[key], expected[key], rtol=1e-6)

@@ -1,14 +1,13 @@
 """MaskFormer panoptic segmentation task (TF Model Garden `base_task.Task`).
 
-Losses are computed at the resolution of the mask logits (stride 4): the
-targets are subsampled with nearest neighbour (`segment_map[::4, ::4]`, as
-PyTorch's `F.interpolate(mode='nearest')` that the reference matcher uses)
-and expanded to one-hot masks there. The reference instead upsamples the
-predictions bilinearly to the padded input size for the losses; we keep the
-stride-4 targets so that every shape is static and the loss memory does not
-grow with S² × Q × layers (at 640², Q = 100 and 6 outputs that would be
-~1 GB per image). Padded pixels are excluded from the losses (`pixel_valid`),
-which the reference does not do.
+Losses follow the reference criterion at the input resolution S: the
+Hungarian matching compares the stride-4 mask logits with the targets
+subsampled by nearest neighbour (`segment_map[::4, ::4]`, PyTorch's legacy
+`F.interpolate(mode='nearest')`), and the focal and dice losses compare the
+matched queries' logits, upsampled bilinearly (half-pixel) to S, with the
+full-resolution slot masks (`trainer_module.losses.maskformer_losses`).
+Padded pixels are excluded from the matching and the losses, which the
+reference does not do.
 
 Evaluation runs the reference panoptic inference on mask logits upsampled to
 S (or, with `evaluation.full_resolution=False`, at stride 4) and accumulates
@@ -38,31 +37,33 @@ PQ_OUTPUT_KEYS = ('gt_category_mask', 'gt_instance_mask',
                   'pred_category_mask', 'pred_instance_mask')
 
 
-def downsample_targets(labels: Mapping[str, tf.Tensor], stride: int,
-                       num_segment_slots: int
-                      ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-  """Builds the per-slot targets at the mask-logit resolution.
+def build_targets(labels: Mapping[str, tf.Tensor], num_segment_slots: int
+                 ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+  """Builds the per-slot targets at the input resolution.
 
   Args:
     labels: `segment_map` int [B, S, S] (slot or −1), `segment_classes` int
       [B, N] (class or −1) and `pixel_valid` int [B, S, S].
-    stride: Ratio of the input size to the mask-logit size.
     num_segment_slots: N.
 
   Returns:
-    gt_masks: float32 [B, S/stride, S/stride, N] one-hot slot masks.
-    gt_valid: bool [B, N], slots with a class and a non-empty mask (a segment
-      can vanish by the subsampling or by an augmentation crop).
-    pixel_valid: int32 [B, S/stride, S/stride].
+    slot_map: int32 [B, S, S], the slot masks (`slot_map == j`) in the
+      criterion's slot-map form (no dense [B, S, S, N] masks).
+    gt_valid: bool [B, N], slots with a class and at least one pixel (a
+      segment can leave the image by an augmentation crop).
+    pixel_valid: int32 [B, S, S].
   """
-  segment_map = labels['segment_map'][:, ::stride, ::stride]
-  pixel_valid = tf.cast(labels['pixel_valid'][:, ::stride, ::stride],
-                        tf.int32)
-  gt_masks = tf.one_hot(tf.cast(segment_map, tf.int32), num_segment_slots,
-                        dtype=tf.float32)  # −1 gives an all-zero row.
-  gt_valid = tf.logical_and(labels['segment_classes'] >= 0,
-                            tf.reduce_sum(gt_masks, axis=[1, 2]) > 0)
-  return gt_masks, gt_valid, pixel_valid
+  slot_map = tf.cast(labels['segment_map'], tf.int32)
+  batch_size = tf.shape(slot_map)[0]
+  # Pixels per (image, slot); −1 (no slot) counts in an extra column 0.
+  bins = (slot_map + 1 + (num_segment_slots + 1) *
+          tf.range(batch_size)[:, tf.newaxis, tf.newaxis])
+  pixel_counts = tf.reshape(
+      tf.math.unsorted_segment_sum(tf.ones_like(bins), bins,
+                                   batch_size * (num_segment_slots + 1)),
+      [batch_size, num_segment_slots + 1])[:, 1:]
+  gt_valid = tf.logical_and(labels['segment_classes'] >= 0, pixel_counts > 0)
+  return slot_map, gt_valid, tf.cast(labels['pixel_valid'], tf.int32)
 
 
 def _pq_metrics():
@@ -154,11 +155,8 @@ class MaskFormerTask(base_task.Task):
       final output, `loss_ce_i`, ... for auxiliary decoder layer i).
     """
     loss_config = self.task_config.losses
-    mask_logits = model_outputs['mask_logits']
-    stride = self.task_config.model.input_size[0] // mask_logits.shape[1]
     num_slots = labels['segment_classes'].shape[-1]
-    gt_masks, gt_valid, pixel_valid = downsample_targets(labels, stride,
-                                                         num_slots)
+    slot_map, gt_valid, pixel_valid = build_targets(labels, num_slots)
     term_weights = {'loss_ce': loss_config.class_weight,
                     'loss_mask': loss_config.mask_weight,
                     'loss_dice': loss_config.dice_weight}
@@ -168,7 +166,7 @@ class MaskFormerTask(base_task.Task):
         model_outputs):
       layer_losses = maskformer_losses(
           class_logits, layer_mask_logits, labels['segment_classes'],
-          gt_masks, gt_valid,
+          slot_map, gt_valid,
           no_object_weight=loss_config.no_object_weight,
           class_weight=loss_config.class_weight,
           mask_weight=loss_config.mask_weight,

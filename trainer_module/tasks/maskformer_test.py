@@ -40,23 +40,26 @@ def _batch(seed=0):
   return images, labels
 
 
-def test_downsampled_targets_match_numpy():
+def test_targets_are_full_resolution_slot_masks():
   _, labels = _batch()
   segment_map = labels['segment_map'].numpy()
   classes = labels['segment_classes'].numpy()
-  # Slot 2 keeps its class but loses its pixels (as after a crop).
+  # Slot 2 keeps its class but loses its pixels (as after a crop); slot 0
+  # keeps a single pixel that is not on the stride-4 grid, which must stay a
+  # target (the matching's subsampled masks would lose it).
   segment_map[0][segment_map[0] == 2] = 0
+  segment_map[1][segment_map[1] == 0] = 1
+  segment_map[1, 5, 6] = 0
   labels = dict(labels, segment_map=tf.constant(segment_map))
-  gt_masks, gt_valid, pixel_valid = maskformer_task.downsample_targets(
-      labels, 4, SLOTS)
-  small = segment_map[:, ::4, ::4]
-  expected_masks = np.stack([small == j for j in range(SLOTS)], axis=-1)
-  np.testing.assert_array_equal(gt_masks, expected_masks.astype(np.float32))
+  slot_map, gt_valid, pixel_valid = maskformer_task.build_targets(
+      labels, SLOTS)
+  expected_masks = np.stack([segment_map == j for j in range(SLOTS)], axis=-1)
+  np.testing.assert_array_equal(slot_map, segment_map)
   np.testing.assert_array_equal(
       gt_valid, (classes >= 0) & expected_masks.any(axis=(1, 2)))
   assert not gt_valid[0, 2] and classes[0, 2] >= 0
-  np.testing.assert_array_equal(pixel_valid,
-                                labels['pixel_valid'].numpy()[:, ::4, ::4])
+  assert gt_valid[1, 0] and not np.any(segment_map[1, ::4, ::4] == 0)
+  np.testing.assert_array_equal(pixel_valid, labels['pixel_valid'])
 
 
 def test_losses_sum_every_decoder_output():
@@ -77,7 +80,7 @@ def test_losses_sum_every_decoder_output():
   outputs = {k: tf.constant(v, tf.float32) for k, v in outputs.items()}
   losses = task.build_losses(labels, outputs)
 
-  segment_map = labels['segment_map'].numpy()[:, ::4, ::4]
+  segment_map = labels['segment_map'].numpy()
   gt_masks = np.stack([segment_map == j for j in range(SLOTS)], -1)
   gt_valid = (labels['segment_classes'].numpy() >= 0) & gt_masks.any((1, 2))
   layers = [('', outputs['class_logits'], outputs['mask_logits'])] + [
@@ -88,7 +91,7 @@ def test_losses_sum_every_decoder_output():
     expected = maskformer_losses(
         class_logits, mask_logits, labels['segment_classes'],
         gt_masks.astype(np.float32), gt_valid, no_object_weight=0.3,
-        pixel_valid=labels['pixel_valid'][:, ::4, ::4])
+        pixel_valid=labels['pixel_valid'])
     for term, value in expected.items():
       np.testing.assert_allclose(losses[term + suffix], value, rtol=1e-6)
     expected_total += (expected['loss_ce'] + 20.0 * expected['loss_mask'] +
