@@ -488,3 +488,33 @@ def test_slot_map_targets_equal_dense_masks(static_shapes: bool,
   np.testing.assert_array_equal(result["matched"], expected["matched"])
   for key in _LOSS_KEYS:
     np.testing.assert_allclose(result[key], expected[key], rtol=1e-6)
+
+
+def test_reproduces_the_original_model_criterion_on_real_targets() -> None:
+  """The original model's outputs and a real COCO image's 17 segments
+  (`goldens/reference_forward`: predictions 32², targets 128²)."""
+  directory = _GOLDENS_DIR / "reference_forward"
+  if not (directory / "criterion.npz").exists():
+    pytest.skip(f"../shared not found: {directory} is missing")
+  forward = np.load(directory / "forward.npz")
+  criterion = np.load(directory / "criterion.npz")
+  labels = criterion["target_labels"][np.newaxis].astype(np.int32)
+  targets = {
+      "gt_classes": labels,
+      "gt_masks": np.transpose(criterion["target_masks"], [1, 2, 0])[None],
+      "gt_valid": np.ones(labels.shape, bool),
+  }
+  for prefix, suffix in _RES_OUTPUTS:
+    inputs = dict(
+        targets, class_logits=forward[prefix + "pred_logits"],
+        mask_logits=np.transpose(forward[prefix + "pred_masks"],
+                                 [0, 2, 3, 1]))
+    result = _run(inputs, no_object_weight=0.1)
+    for key in _LOSS_KEYS:
+      np.testing.assert_allclose(result[key], criterion[key + suffix],
+                                 rtol=1e-4, err_msg=f"{key}{suffix}")
+    output = "final" if not prefix else prefix.rstrip("_")
+    expected = np.full(labels.shape[1], -1)
+    expected[criterion[f"match_{output}_tgt"]] = criterion[
+        f"match_{output}_src"]
+    np.testing.assert_array_equal(result["matched"][0], expected)
