@@ -17,6 +17,7 @@ the PyTorch reference's and exits 1 if any exceeds the tolerance.
 import argparse
 import os
 import pathlib
+import shutil
 import tempfile
 import time
 from typing import Any, Optional
@@ -42,19 +43,25 @@ def make_transform_graph(image_size: int, num_segment_slots: int,
   from tensorflow_transform.tf_metadata import dataset_metadata
   from tensorflow_transform.tf_metadata import metadata_io
   from tensorflow_transform.tf_metadata import schema_utils
+  from tfx_pipeline import coco_conversion
   from tfx_pipeline import sample_data
   from transform_module import beam_runner
   from transform_module import preprocessing
   # pylint: enable=g-import-not-at-top
   with tempfile.TemporaryDirectory() as sample_dir:
-    records = sample_data.make_sample_tfrecords(
-        pathlib.Path(sample_dir), 1, 1, image_size, 0)
+    # One image, converted by TFMG's converter (val split only).
+    files = sample_data.make_sample(pathlib.Path(sample_dir), 1, 1,
+                                    image_size, 0)['val']
+    records = pathlib.Path(sample_dir) / 'val'
+    coco_conversion.convert_coco_panoptic(
+        files.image_dir, files.annotations_file, files.panoptic_dir, records)
     beam_runner.run_transform(
-        str(pathlib.Path(records) / 'val-*'), output_dir,
+        str(records) + '*', output_dir,
         {'output_size': image_size,
          'num_segment_slots': num_segment_slots})
   for path in beam_runner.transformed_example_files(output_dir):
     os.remove(path)
+  shutil.rmtree(os.path.join(output_dir, 'tmp'), ignore_errors=True)
   metadata_io.write_metadata(
       dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(
           preprocessing.raw_feature_spec())),

@@ -9,6 +9,7 @@ checkpoint (whole model and backbone only).
 
 import io
 import pathlib
+import pickle
 
 import numpy as np
 from PIL import Image
@@ -136,3 +137,35 @@ def test_bad_checkpoint_fails_with_one_clear_line(tmp_path, capsys):
                    '--output', str(tmp_path / 'out')]) == 1
   error = capsys.readouterr().err
   assert 'import-weights failed' in error and 'bad.pkl' in error
+
+
+def test_backbone_only_import_initialises_the_backbone(reference, tmp_path):
+  """detectron2's ImageNet R-50.pkl layout (here the oracle's backbone keys
+  without `backbone.`, plus the ImageNet classifier) → a backbone checkpoint
+  that `init_checkpoint_modules: backbone` restores."""
+  forward = np.load(reference / 'forward.npz')
+  with open(reference / 'weights.pkl', 'rb') as stream:
+    tensors = pickle.load(stream)['model']
+  imagenet = {name[len('backbone.'):]: value
+              for name, value in tensors.items()
+              if name.startswith('backbone.')}
+  imagenet['stem.fc.weight'] = np.zeros([1000, 2048], np.float32)
+  imagenet['stem.fc.bias'] = np.zeros([1000], np.float32)
+  pkl = tmp_path / 'R-50.pkl'
+  pkl.write_bytes(pickle.dumps({'model': imagenet,
+                                '__author__': 'torchvision'}))
+  output = tmp_path / 'r50_imagenet'
+  assert cli.main([
+      'import-weights', '--pkl', str(pkl), '--backbone-only',
+      '--config', str(reference / 'config.yaml'), '--image-size', '128',
+      '--output', str(output)]) == 0
+  params = hyperparams.override_params_dict(
+      exp_factory.get_exp_config('maskformer_coco_panoptic_d2'),
+      str(output / 'params.yaml'), is_strict=True)
+  assert params.task.init_checkpoint_modules == 'backbone'
+  model = _task_and_model(params)
+  features = model.backbone(raw_outputs.normalize_uint8(
+      forward['image_rgb'][None], differential.PIXEL_MEAN,
+      differential.PIXEL_STD))
+  assert _close(np.transpose(features['5'].numpy(), (0, 3, 1, 2)),
+                forward['res5'])
