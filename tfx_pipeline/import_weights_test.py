@@ -9,7 +9,6 @@ checkpoint (whole model and backbone only).
 
 import io
 import pathlib
-import pickle
 
 import numpy as np
 from PIL import Image
@@ -24,6 +23,7 @@ import trainer_module  # pylint: disable=unused-import  # registers the task
 from trainer_module import raw_outputs
 from trainer_module.checkpoints import detectron2_mapping
 from trainer_module.checkpoints import differential
+from trainer_module.checkpoints import detectron2_import_test
 # The goldens/reference_forward directory (skips without ../shared).
 from trainer_module.checkpoints.detectron2_import_test import reference  # pylint: disable=unused-import
 
@@ -144,16 +144,8 @@ def test_backbone_only_import_initialises_the_backbone(reference, tmp_path):
   without `backbone.`, plus the ImageNet classifier) → a backbone checkpoint
   that `init_checkpoint_modules: backbone` restores."""
   forward = np.load(reference / 'forward.npz')
-  with open(reference / 'weights.pkl', 'rb') as stream:
-    tensors = pickle.load(stream)['model']
-  imagenet = {name[len('backbone.'):]: value
-              for name, value in tensors.items()
-              if name.startswith('backbone.')}
-  imagenet['stem.fc.weight'] = np.zeros([1000, 2048], np.float32)
-  imagenet['stem.fc.bias'] = np.zeros([1000], np.float32)
   pkl = tmp_path / 'R-50.pkl'
-  pkl.write_bytes(pickle.dumps({'model': imagenet,
-                                '__author__': 'torchvision'}))
+  detectron2_import_test.write_imagenet_pkl(reference, pkl)
   output = tmp_path / 'r50_imagenet'
   assert cli.main([
       'import-weights', '--pkl', str(pkl), '--backbone-only',

@@ -184,10 +184,12 @@ def test_unsupported_config_values_are_named(key, value):
     detectron2_config.settings_from_config(config, 128)
 
 
-def test_imagenet_backbone_pkl_converts_backbone_only(reference, forward,
-                                                      tmp_path):
-  """detectron2's torchvision R-50.pkl layout (backbone keys without prefix,
-  the ImageNet classifier as stem.fc): made from the oracle's backbone."""
+def write_imagenet_pkl(reference, path):
+  """A test-only detectron2 torchvision R-50.pkl (backbone keys without
+  prefix, the ImageNet classifier as stem.fc) from the oracle's backbone.
+
+  Returns its tensors.
+  """
   tensors = detectron2_pickle.load_detectron2_pickle(
       str(reference / 'weights.pkl'))
   imagenet = {name[len('backbone.'):]: value
@@ -195,10 +197,16 @@ def test_imagenet_backbone_pkl_converts_backbone_only(reference, forward,
               if name.startswith('backbone.')}
   imagenet['stem.fc.weight'] = np.zeros([1000, 2048], np.float32)
   imagenet['stem.fc.bias'] = np.zeros([1000], np.float32)
-  path = tmp_path / 'R-50.pkl'
   path.write_bytes(pickle.dumps(
       {'model': imagenet, '__author__': 'torchvision',
        'matching_heuristics': True}))
+  return imagenet
+
+
+def test_imagenet_backbone_pkl_converts_backbone_only(reference, forward,
+                                                      tmp_path):
+  path = tmp_path / 'R-50.pkl'
+  imagenet = write_imagenet_pkl(reference, path)
   backbone, ignored = converter.convert_backbone(
       str(path), str(reference / 'config.yaml'), 128)
   assert sorted(ignored) == ['stem.fc.bias', 'stem.fc.weight']
