@@ -30,6 +30,10 @@ COMPARED_ARRAYS = {
     'panoptic_mask_pred', 'pred_logits_boosted'}
 
 
+def _num_elements(variables) -> int:
+  return sum(int(np.prod(v.shape)) for v in variables)
+
+
 @pytest.fixture(scope='module')
 def reference(goldens_dir):
   directory = goldens_dir / 'reference_forward'
@@ -48,6 +52,11 @@ def test_converted_model_matches_pytorch_elementwise(reference, forward, pkl):
   converted = converter.convert_maskformer(
       str(reference / pkl), str(reference / 'config.yaml'), 128)
   assert converted.num_variables == len(converted.model.variables)
+  # The oracle README's PyTorch counts: 1,954,742 trainable parameters;
+  # 1,981,436 state_dict elements, of which criterion.empty_weight (134) is
+  # no model variable.
+  assert _num_elements(converted.model.trainable_variables) == 1_954_742
+  assert _num_elements(converted.model.variables) == 1_981_436 - 134
   rows, panoptic = differential.compare(converted.model, forward)
   assert {row.name for row in rows} == COMPARED_ARRAYS
   failing = [row for row in rows if not row.passes()]
