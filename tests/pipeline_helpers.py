@@ -4,7 +4,7 @@ import os
 import pathlib
 import subprocess
 import sys
-from typing import List, Sequence
+from typing import Dict, List, Sequence
 
 import tensorflow as tf
 
@@ -67,3 +67,40 @@ def with_empty_image(example: tf.train.Example) -> tf.train.Example:
   bad = _copy(example)
   bad.features.feature['image/encoded'].bytes_list.value[0] = b''
   return bad
+
+
+def metadata_store(pipeline_root: pathlib.Path):
+  """The ML Metadata store (SQLite) of a local pipeline root."""
+  import ml_metadata as mlmd  # pylint: disable=g-import-not-at-top
+  from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
+  return mlmd.MetadataStore(
+      tfx.orchestration.metadata.sqlite_metadata_connection_config(
+          str(pipeline_root / 'metadata.sqlite')))
+
+
+def latest_execution_artifacts(pipeline_root: pathlib.Path, component: str
+                               ) -> Dict[str, List[str]]:
+  """{'input:KEY' / 'output:KEY': [artifact URIs]} of the latest execution
+  of `component` (e.g. 'Trainer') recorded in ML Metadata."""
+  from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
+  store = metadata_store(pipeline_root)
+  executions = [execution for execution in store.get_executions()
+                if execution.type.rsplit('.', 1)[-1] == component]
+  latest = max(executions, key=lambda execution: execution.id)
+  events = store.get_events_by_execution_ids([latest.id])
+  uris = {artifact.id: artifact.uri for artifact in store.get_artifacts_by_id(
+      [event.artifact_id for event in events])}
+  inputs = (metadata_store_pb2.Event.INPUT,
+            metadata_store_pb2.Event.DECLARED_INPUT)
+  result: Dict[str, List[str]] = {}
+  for event in events:
+    side = 'input' if event.type in inputs else 'output'
+    key = f'{side}:{event.path.steps[0].key}'
+    result.setdefault(key, []).append(uris[event.artifact_id])
+  return result
+
+
+def pushed_versions(pipeline_root: pathlib.Path) -> List[str]:
+  """The version directories under PIPELINE_ROOT/pushed_models."""
+  push_dir = pipeline_root / 'pushed_models'
+  return sorted(p.name for p in push_dir.iterdir()) if push_dir.exists() else []

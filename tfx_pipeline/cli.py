@@ -125,8 +125,13 @@ def _add_run(subparsers) -> None:
                       help='Bless a model only if its PQ (0..1) is at least '
                       f'this (default {pipeline_config.DEFAULT_PQ_LOWER_BOUND}).')
   parser.add_argument('--pq-regression-tolerance', type=float, default=None,
-                      help='... and at most this much below the last blessed '
-                      "model's PQ (default 1e-10: no regression).")
+                      help='... and at most this much (absolute PQ, 0..1) '
+                      "below the last blessed model's PQ (default "
+                      f'{pipeline_config.DEFAULT_PQ_REGRESSION_TOLERANCE}).')
+  parser.add_argument('--warm-start', action='store_true', default=None,
+                      help='Initialise the model from the last blessed model '
+                      '(TFX base_model) instead of training from the '
+                      "experiment's initialisation (default: off).")
   parser.add_argument('--init-checkpoint', default=None, metavar='CKPT',
                       help='Checkpoint prefix or directory (its latest '
                       'checkpoint; local or gs://) a new training run '
@@ -195,7 +200,8 @@ def _pipeline_config(args: argparse.Namespace, data_root: str,
       key: getattr(args, key, None) for key in (
           'experiment', 'params_override', 'train_steps', 'eval_steps',
           'output_size', 'num_segment_slots', 'push_dir', 'materialize',
-          'pq_lower_bound', 'pq_regression_tolerance', 'init_checkpoint')
+          'pq_lower_bound', 'pq_regression_tolerance', 'warm_start',
+          'init_checkpoint')
   }
   config = pipeline_config.PipelineConfig(
       pipeline_root=pipeline_root,

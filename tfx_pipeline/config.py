@@ -7,6 +7,12 @@ DEFAULT_PIPELINE_NAME = 'maskformer-tfx'
 DEFAULT_EXPERIMENT = 'maskformer_tiny'
 # The default PQ bound of the Evaluator's gate (fraction, not percent).
 DEFAULT_PQ_LOWER_BOUND = 0.2
+# How far (absolute PQ, 0..1) a candidate may fall below the last blessed
+# model's PQ and still be blessed: one PQ point. Retraining the same config
+# (another seed, a new data snapshot) moves PQ by less than the point at which
+# COCO panoptic results are reported; a drop of a full point or more is a
+# regression. See README, "Retraining on new data".
+DEFAULT_PQ_REGRESSION_TOLERANCE = 0.01
 
 # Local Beam: in-process DirectRunner (Dataflow args come from the Vertex runner).
 DEFAULT_LOCAL_BEAM_ARGS = (
@@ -36,8 +42,11 @@ class PipelineConfig:
       PIPELINE_ROOT/pushed_models).
     pq_lower_bound: the Evaluator blesses a model only if its PQ (0..1) is
       at least this.
-    pq_regression_tolerance: ... and at most this much below the PQ of the
-      last blessed model, when there is one.
+    pq_regression_tolerance: ... and at most this much (absolute PQ, 0..1)
+      below the PQ of the last blessed model, when there is one.
+    warm_start: initialise the Trainer's model from the last blessed model
+      (TFX `base_model`, from latest_blessed_model_resolver); off: train
+      from the experiment's initialisation.
     init_checkpoint: checkpoint (prefix or directory, local or gs://) that
       a new training run initialises `init_checkpoint_modules` from (None:
       the experiment's `task.init_checkpoint`).
@@ -66,7 +75,8 @@ class PipelineConfig:
   materialize: bool = True
   push_dir: Optional[str] = None
   pq_lower_bound: float = DEFAULT_PQ_LOWER_BOUND
-  pq_regression_tolerance: float = 1e-10
+  pq_regression_tolerance: float = DEFAULT_PQ_REGRESSION_TOLERANCE
+  warm_start: bool = False
   init_checkpoint: Optional[str] = None
   beam_pipeline_args: List[str] = dataclasses.field(
       default_factory=lambda: list(DEFAULT_LOCAL_BEAM_ARGS))
@@ -86,6 +96,10 @@ class PipelineConfig:
         self.num_segment_slots = num_segment_slots
     if self.push_dir is None:
       self.push_dir = f'{self.pipeline_root.rstrip("/")}/pushed_models'
+    for name in ('pq_lower_bound', 'pq_regression_tolerance'):
+      if not 0.0 <= getattr(self, name) <= 1.0:
+        raise ValueError(f'{name} is an absolute PQ in [0, 1], got '
+                         f'{getattr(self, name)}.')
     if self.train_steps is not None and self.train_steps < 1:
       raise ValueError(f'train_steps must be at least 1, got {self.train_steps}.')
     if self.output_size < 32:

@@ -13,29 +13,29 @@ import json
 import tensorflow_model_analysis as tfma
 
 from tfx_pipeline import metrics
+from tfx_pipeline.config import DEFAULT_PQ_REGRESSION_TOLERANCE
 
 LABELS_SIGNATURE = 'transform_labels'
 SERVING_SIGNATURE = 'serving_default'
 GATE_METRIC = 'pq'
-# Candidate PQ may be at most this much below the baseline's (float noise).
-DEFAULT_REGRESSION_TOLERANCE = 1e-10
 
 
 def eval_config(pq_lower_bound: float,
-                regression_tolerance: float = DEFAULT_REGRESSION_TOLERANCE,
+                regression_tolerance: float = DEFAULT_PQ_REGRESSION_TOLERANCE,
                 inference_batch_size: int = 4) -> tfma.EvalConfig:
   """The EvalConfig: PQ/SQ/RQ, an absolute PQ bound and no regression.
 
   Args:
     pq_lower_bound: the candidate's PQ must be at least this (0..1).
-    regression_tolerance: the candidate's PQ may be at most this much lower
-      than the last blessed model's (applies only when there is one).
+    regression_tolerance: the candidate's PQ may be at most this much
+      (absolute PQ, 0..1) lower than the last blessed model's (applies only
+      when there is one; both are evaluated on this run's eval split).
     inference_batch_size: examples per model call (bounds memory).
   """
   if not 0.0 <= pq_lower_bound <= 1.0:
     raise ValueError(f'pq_lower_bound must be in [0, 1], got {pq_lower_bound}.')
-  if regression_tolerance < 0:
-    raise ValueError('regression_tolerance must be >= 0, got '
+  if not 0.0 <= regression_tolerance <= 1.0:
+    raise ValueError('regression_tolerance is an absolute PQ in [0, 1], got '
                      f'{regression_tolerance}.')
   mask_keys = {key: key for key in (metrics.CATEGORY_MASK_KEY,
                                     metrics.INSTANCE_MASK_KEY)}

@@ -3,12 +3,14 @@
 from typing import List, Optional
 
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 from tfx.dsl.components.base.base_node import BaseNode
 from tfx.proto import example_gen_pb2
 
 from schemas import RAW_SCHEMA_FILE, schema_path
 from tfx_pipeline import data_validation
 from tfx_pipeline import evaluation
+from tfx_pipeline import pusher as pusher_lib
 from tfx_pipeline.config import PipelineConfig
 
 
@@ -55,11 +57,21 @@ def create_components(config: PipelineConfig) -> List[BaseNode]:
       'output_size': config.output_size,
       'num_segment_slots': config.num_segment_slots,
       'materialized': config.materialize,
-      # Stable across executions, so an interrupted training resumes.
+      # Stable across executions: an interrupted training of the same
+      # config and inputs resumes there (trainer_module.run_checkpoints).
       'checkpoint_dir': f'{config.pipeline_root.rstrip("/")}/checkpoints',
+      'warm_start': config.warm_start,
   }
   if config.init_checkpoint:
     trainer_config['init_checkpoint'] = config.init_checkpoint
+  # The last blessed model: the Evaluator's baseline and, with warm start,
+  # the Trainer's base_model (so ML Metadata records what it started from).
+  baseline_resolver = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+      model_blessing=tfx.dsl.Channel(
+          type=tfx.types.standard_artifacts.ModelBlessing),
+  ).with_id('latest_blessed_model_resolver')
   trainer_args = dict(
       run_fn='trainer_module.run_fn',
       examples=(transform.outputs['transformed_examples']
@@ -67,6 +79,8 @@ def create_components(config: PipelineConfig) -> List[BaseNode]:
       transform_graph=transform.outputs['transform_graph'],
       train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
       eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps))
+  if config.warm_start:
+    trainer_args['base_model'] = baseline_resolver.outputs['model']
   if config.vertex_training:
     trainer = tfx.extensions.google_cloud_ai_platform.Trainer(
         custom_config={**trainer_config, **config.vertex_training},
@@ -75,12 +89,6 @@ def create_components(config: PipelineConfig) -> List[BaseNode]:
     trainer = tfx.components.Trainer(custom_config=trainer_config,
                                      **trainer_args)
 
-  baseline_resolver = tfx.dsl.Resolver(
-      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-      model_blessing=tfx.dsl.Channel(
-          type=tfx.types.standard_artifacts.ModelBlessing),
-  ).with_id('latest_blessed_model_resolver')
   evaluator = tfx.components.Evaluator(
       examples=example_gen.outputs['examples'],
       model=trainer.outputs['model'],
@@ -93,8 +101,11 @@ def create_components(config: PipelineConfig) -> List[BaseNode]:
       model_blessing=evaluator.outputs['blessing'],
       push_destination=tfx.proto.PushDestination(
           filesystem=tfx.proto.PushDestination.Filesystem(
-              base_directory=config.push_dir)))
-  return data_components + [transform, trainer, baseline_resolver, evaluator,
+              base_directory=config.push_dir)),
+      # Never pushes the same model twice (e.g. a cached rerun).
+      custom_executor_spec=executor_spec.ExecutorClassSpec(
+          pusher_lib.Executor))
+  return data_components + [transform, baseline_resolver, trainer, evaluator,
                             pusher]
 
 

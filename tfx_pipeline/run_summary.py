@@ -6,7 +6,7 @@ import tensorflow_model_analysis as tfma
 from ml_metadata import metadata_store
 from tfx.types.artifact import Artifact
 
-from tfx_pipeline import evaluation
+from tfx_pipeline import pusher
 
 _SUMMARY_METRICS = ('pq', 'sq', 'rq', 'pq_things', 'sq_things', 'rq_things',
                     'pq_stuff', 'sq_stuff', 'rq_stuff')
@@ -69,24 +69,34 @@ def describe_evaluation(outputs: Dict[str, Dict[str, List[Artifact]]],
     result = tfma.load_validation_result(evaluation_artifact.uri)
     for per_slice in result.metric_validations_per_slice:
       for failure in per_slice.failures:
-        what = ('change of ' if failure.metric_key.is_diff else '') + failure.metric_key.name
-        lines.append(f'  {what} = {failure.metric_value.double_value.value:.4f} '
-                     f'fails {_threshold_text(failure.metric_threshold)}')
-    if baseline and evaluation.GATE_METRIC in baseline:
-      lines.append(f'  (last blessed model: {evaluation.GATE_METRIC} = '
-                   f'{baseline[evaluation.GATE_METRIC]:.4f})')
+        lines.append('  ' + _failure_text(failure, candidate, baseline))
   pushed = _first(outputs, 'Pusher', 'pushed_model')
   pushed_properties = _custom_properties(store, pushed) if pushed else {}
   if pushed_properties.get('pushed') == 1:
     lines.append(f"Pushed model: {pushed_properties['pushed_destination']}")
+  elif pushed_properties.get(pusher.ALREADY_PUSHED_PROPERTY):
+    lines.append('Pushed model: none (this model was already pushed as '
+                 f'{pushed_properties[pusher.ALREADY_PUSHED_PROPERTY]}).')
   else:
     lines.append('Pushed model: none (nothing was pushed).')
   return lines
 
 
-def _threshold_text(threshold) -> str:
-  if threshold.HasField('value_threshold'):
-    return f'the lower bound {threshold.value_threshold.lower_bound.value:g}'
-  change = threshold.change_threshold
-  return ('the no-regression check against the last blessed model '
-          f'(candidate − baseline ≥ {change.absolute.value:g})')
+def _failure_text(failure, candidate: Dict[str, float],
+                  baseline: Optional[Dict[str, float]]) -> str:
+  """Why a metric failed the gate, naming the candidate's (and, for the
+  no-regression check, the last blessed model's) value."""
+  name = failure.metric_key.name
+  value = failure.metric_value.double_value.value
+  threshold = failure.metric_threshold
+  if not failure.metric_key.is_diff:
+    return (f'candidate {name} {value:.4f} is below the lower bound '
+            f'{threshold.value_threshold.lower_bound.value:g} '
+            '(--pq-lower-bound).')
+  tolerance = -threshold.change_threshold.absolute.value
+  text = (f'candidate {name} {candidate.get(name, float("nan")):.4f} is '
+          f'{-value:.4f} below the last blessed model\'s')
+  if baseline and name in baseline:
+    text += f' {name} {baseline[name]:.4f}'
+  return (text + f', more than the regression tolerance {tolerance:g} '
+          '(--pq-regression-tolerance).')

@@ -218,7 +218,12 @@ class VertexSettings:
       config_lib.DEFAULT_PQ_LOWER_BOUND,
       'The Evaluator blesses a model only if its PQ (0..1) is at least this.')
   pq_regression_tolerance: float = _setting(
-      1e-10, '... and at most this much below the last blessed model\'s PQ.')
+      config_lib.DEFAULT_PQ_REGRESSION_TOLERANCE,
+      '... and at most this much (absolute PQ, 0..1) below the last blessed '
+      'model\'s PQ.')
+  warm_start: bool = _setting(
+      False, 'Initialise the model from the last blessed model (TFX '
+      'base_model) instead of the experiment\'s initialisation.')
   push_dir: Optional[str] = _setting(
       None, 'gs:// directory where the Pusher copies blessed models (default: '
       'PIPELINE_ROOT/pushed_models).')
@@ -474,9 +479,9 @@ def validate(settings: VertexSettings) -> None:
   if not 0.0 <= settings.pq_lower_bound <= 1.0:
     problems.append('--pq-lower-bound is a PQ fraction in [0, 1], got '
                     f'{settings.pq_lower_bound}.')
-  if settings.pq_regression_tolerance < 0.0:
-    problems.append('--pq-regression-tolerance must be at least 0, got '
-                    f'{settings.pq_regression_tolerance}.')
+  if not 0.0 <= settings.pq_regression_tolerance <= 1.0:
+    problems.append('--pq-regression-tolerance is an absolute PQ in [0, 1], '
+                    f'got {settings.pq_regression_tolerance}.')
   for arg in settings.extra_beam_args:
     name, _, value = arg.partition('=')
     if not name.startswith('--'):
@@ -669,6 +674,7 @@ def to_pipeline_config(settings: VertexSettings) -> config_lib.PipelineConfig:
       push_dir=settings.push_dir,
       pq_lower_bound=settings.pq_lower_bound,
       pq_regression_tolerance=settings.pq_regression_tolerance,
+      warm_start=settings.warm_start,
       init_checkpoint=settings.init_checkpoint,
       beam_pipeline_args=dataflow_beam_pipeline_args(settings),
       enable_cache=settings.enable_cache,

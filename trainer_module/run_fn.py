@@ -17,33 +17,32 @@ with the serving signatures of `trainer_module.export` to
     model inputs on the fly; detected from the first record when absent.
   compression_type: of the example files (default GZIP, what ExampleGen and
     Transform write).
-  checkpoint_dir: stable directory for resumable checkpoints (see below).
+  checkpoint_dir: stable directory for resumable checkpoints; the
+    training run's directory under it is keyed on the config and the
+    inputs (see `trainer_module.run_checkpoints`).
   run_key: name of this training run under `checkpoint_dir` (default: the
-    experiment name and a fingerprint of the training-relevant config).
+    experiment name and a fingerprint of the config and the inputs).
   init_checkpoint: overrides `task.init_checkpoint` (a checkpoint prefix or
     a directory of checkpoints) that a new training run starts from.
+  warm_start: True to initialise the model from `fn_args.base_model` (the
+    last blessed model, from the pipeline's resolver) when there is one.
 
-Resuming. TFX gives every Trainer execution a new `model_run_dir`, so a rerun
-after an interruption would start from step 0 if checkpoints lived there.
-With `checkpoint_dir` set, the TFMG model directory (checkpoints, written
-every `trainer.checkpoint_interval` steps) is `checkpoint_dir/<run key>`,
-which stays the same across executions: TFMG's CheckpointManager restores the
-latest checkpoint there and training continues from its step. The run key
-fingerprints the config and `train_steps` without the input paths and the
-transform graph location (new per TFX execution); a different model, data,
-optimizer config or number of steps therefore starts a new run. The data
-files are not part of the key: a run that has reached `train_steps` is only
-exported again, also on new data with the same config; give such a run its
-own `run_key` (e.g. per dataset) to train it from the start. Without
-`checkpoint_dir`, checkpoints go to `model_run_dir` (resuming only within
-one execution). TensorBoard summaries (losses of every output, learning
+Resuming: with `checkpoint_dir`, an interrupted training of the same config
+and inputs continues from its last checkpoint; other inputs or config train
+from step 0 (`trainer_module.run_checkpoints`). Without `checkpoint_dir`,
+checkpoints go to `model_run_dir` (resuming only within one execution).
+After the export, the run's checkpoints are deleted and its model weights
+are kept with the model artifact (`WARM_START_SUBDIR`), where a later warm
+start finds them. TensorBoard summaries (losses of every output, learning
 rate, PQ at evaluation) and `params.yaml` are always written to
 `model_run_dir`.
+
+Warm start (opt-in): the model (not the optimizer, not the step count)
+starts from the base model's weights and trains all `train_steps`. It
+replaces `task.init_checkpoint` (e.g. a pretrained backbone) when there is a
+base model; without one (the first run), `task.init_checkpoint` applies.
 """
 
-import copy
-import hashlib
-import json
 import os
 from typing import Any, Dict, Mapping, Optional, Sequence
 
@@ -60,6 +59,7 @@ from official.core import train_utils
 from official.modeling import hyperparams
 from official.modeling import performance
 from trainer_module import export
+from trainer_module import run_checkpoints
 # Registers the experiments and the task (explicitly: `trainer_module` may be
 # imported as a namespace package by a stale editable install).
 from trainer_module.configs import maskformer as _maskformer_configs  # pylint: disable=unused-import
@@ -71,6 +71,8 @@ DEFAULT_COMPRESSION_TYPE = 'GZIP'
 # A raw TFMG record has this feature; a transformed example does not.
 RAW_IMAGE_FEATURE = 'image/encoded'
 TRAIN_SUMMARY_SUBDIR = 'train'
+# Model weights saved beside the model artifact's Format-Serving directory.
+WARM_START_SUBDIR = 'warm_start_checkpoint'
 
 
 def _join_patterns(patterns: Sequence[str]) -> str:
@@ -168,9 +170,17 @@ def build_experiment_config(fn_args: Any) -> cfg.ExperimentConfig:
   if fn_args.eval_steps:
     trainer_override['validation_steps'] = int(fn_args.eval_steps)
   size = sizes['output_size']
+  task_override = {'model': {'input_size': [size, size, 3]}}
+  warm_start_from = warm_start_checkpoint(fn_args)
+  if warm_start_from:
+    if params.task.init_checkpoint:
+      logging.info('Warm start replaces init_checkpoint %s.',
+                   params.task.init_checkpoint)
+    task_override.update(init_checkpoint=warm_start_from,
+                         init_checkpoint_modules='all')
   params.override({
       'task': {
-          'model': {'input_size': [size, size, 3]},
+          **task_override,
           'train_data': dict(data_override,
                              input_path=_join_patterns(fn_args.train_files)),
           'validation_data': dict(
@@ -183,35 +193,42 @@ def build_experiment_config(fn_args: Any) -> cfg.ExperimentConfig:
   return params
 
 
-def run_key(params: cfg.ExperimentConfig) -> str:
-  """Names a training run by what determines its checkpoints.
+def warm_start_checkpoint(fn_args: Any) -> Optional[str]:
+  """The base model's weights when `custom_config['warm_start']` is on.
 
-  A fingerprint of the task and optimizer config and the number of training
-  steps, without the input paths and transform graph location (new per TFX
-  execution): a rerun of an interrupted run resumes, a run asking for other
-  steps (e.g. a deliberately short one) starts afresh.
+  None without warm start or without a base model (no model blessed yet).
   """
-  config = copy.deepcopy(params.as_dict())
-  for data in ('train_data', 'validation_data'):
-    config['task'][data].pop('input_path', None)
-    config['task'][data].pop('transform_graph_dir', None)
-  relevant = {'task': config['task'],
-              'optimizer_config': config['trainer']['optimizer_config'],
-              'train_steps': config['trainer']['train_steps']}
-  digest = hashlib.sha256(
-      json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
-  return digest[:16]
-
-
-def checkpoint_dir_of(fn_args: Any, params: cfg.ExperimentConfig) -> str:
-  """The TFMG model directory (checkpoints) of a Trainer execution."""
   custom_config = fn_args.custom_config or {}
-  base = custom_config.get('checkpoint_dir')
-  if not base:
-    return fn_args.model_run_dir
-  experiment = custom_config.get('experiment') or DEFAULT_EXPERIMENT
-  key = custom_config.get('run_key') or f'{experiment}-{run_key(params)}'
-  return os.path.join(base, key)
+  base_model = getattr(fn_args, 'base_model', None)
+  if not custom_config.get('warm_start'):
+    return None
+  if not base_model:
+    logging.info('Warm start: there is no blessed model yet; training '
+                 'without it.')
+    return None
+  directory = os.path.join(os.path.dirname(base_model.rstrip('/')),
+                           WARM_START_SUBDIR)
+  checkpoint = tf.train.latest_checkpoint(directory)
+  if not checkpoint:
+    raise ValueError(
+        f'Warm start: the base model {base_model} has no weights in '
+        f'{directory} (models exported before warm start was supported have '
+        'none); run once without --warm-start.')
+  logging.info('Warm start from the base model %s (%s).', base_model,
+               checkpoint)
+  return checkpoint
+
+
+def save_warm_start_weights(params: cfg.ExperimentConfig,
+                            checkpoint_path: str, serving_model_dir: str
+                            ) -> str:
+  """Saves the model weights of `checkpoint_path` (no optimizer state)
+  beside `serving_model_dir` in the model artifact, as a warm-start
+  checkpoint (`init_checkpoint_modules='all'` reads it). Returns its path."""
+  model = export.restore_model(params, checkpoint_path)
+  prefix = os.path.join(os.path.dirname(serving_model_dir.rstrip('/')),
+                        WARM_START_SUBDIR, 'weights')
+  return tf.train.Checkpoint(**model.checkpoint_items).save(prefix)
 
 
 def distribution_strategy(params: cfg.ExperimentConfig) -> tf.distribute.Strategy:
@@ -272,16 +289,19 @@ def run_fn(fn_args: Any) -> None:
     fn_args: TFX `FnArgs`; see the module docstring for `custom_config`.
   """
   params = build_experiment_config(fn_args)
-  model_dir = checkpoint_dir_of(fn_args, params)
+  model_dir = run_checkpoints.checkpoint_dir_of(fn_args, params)
   logging.info('MaskFormer checkpoints: %s; summaries: %s', model_dir,
                fn_args.model_run_dir)
   resumed_from = tf.train.latest_checkpoint(model_dir)
   if resumed_from:
     logging.info('Continuing the training run of %s (up to step %d).',
                  resumed_from, params.trainer.train_steps)
-  elif params.task.init_checkpoint:
-    # A missing checkpoint fails here, before the Trainer builds anything.
-    init_checkpoint_lib.resolve_init_checkpoint(params.task.init_checkpoint)
+  else:
+    logging.info('Training from step 0 (no checkpoint of this config and '
+                 'these inputs in %s).', model_dir)
+    if params.task.init_checkpoint:
+      # A missing checkpoint fails here, before the Trainer builds anything.
+      init_checkpoint_lib.resolve_init_checkpoint(params.task.init_checkpoint)
   train_utils.serialize_config(params, fn_args.model_run_dir)
   if model_dir != fn_args.model_run_dir:
     train_utils.serialize_config(params, model_dir)
@@ -296,4 +316,5 @@ def run_fn(fn_args: Any) -> None:
                      '(fn_args.transform_output).')
   export.export_saved_model(params, checkpoint_path, transform_output_dir,
                             fn_args.serving_model_dir)
-
+  save_warm_start_weights(params, checkpoint_path, fn_args.serving_model_dir)
+  run_checkpoints.finish_run(fn_args, model_dir)

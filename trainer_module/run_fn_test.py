@@ -13,14 +13,18 @@ import sys
 import time
 from typing import Any, Dict, List, Optional
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from tfx.components.trainer import fn_args_utils
 
+from official.core import task_factory
 from trainer_module import export
+from trainer_module import run_checkpoints
+from trainer_module.run_checkpoints import checkpoint_dir_of
 from trainer_module.run_fn import build_experiment_config
-from trainer_module.run_fn import checkpoint_dir_of
 from trainer_module.run_fn import run_fn
+from trainer_module.run_fn import WARM_START_SUBDIR
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 OUTPUT_SIZE = 64
@@ -161,7 +165,11 @@ def test_killed_training_resumes_from_its_last_checkpoint(transformed_sample,
       second, build_experiment_config(second)) == model_dir
   run_fn(second)
 
-  assert checkpoint_step(model_dir) == RESUMED_TRAIN_STEPS
+  # The finished run's checkpoints are deleted; its weights stay with the
+  # model (for a later warm start).
+  assert not tf.io.gfile.exists(model_dir)
+  assert tf.train.latest_checkpoint(str(
+      tmp_path / 'execution_2' / WARM_START_SUBDIR))
   model_run_dir = pathlib.Path(second.model_run_dir)
   train_steps = scalar_steps(model_run_dir / 'train')
   # Only the remaining steps ran: no restart from step 0.
@@ -228,32 +236,147 @@ def test_sizes_that_contradict_the_transform_graph_are_rejected(
     build_experiment_config(fn_args)
 
 
-def test_run_key_ignores_paths_but_not_the_model_or_steps(
+def _copy_tree(source: str, target: pathlib.Path) -> pathlib.Path:
+  for path in tf.io.gfile.glob(source):
+    if tf.io.gfile.isdir(path):
+      for root, _, names in tf.io.gfile.walk(path):
+        for name in names:
+          file = os.path.join(root, name)
+          copy = target / os.path.relpath(file, os.path.dirname(path))
+          copy.parent.mkdir(parents=True, exist_ok=True)
+          tf.io.gfile.copy(file, str(copy))
+    else:
+      target.mkdir(parents=True, exist_ok=True)
+      tf.io.gfile.copy(path, str(target / os.path.basename(path)))
+  return target
+
+
+def test_run_key_is_the_config_and_the_inputs_not_their_paths(
     transformed_sample, tmp_path):
 
   def checkpoint_dir(fn_args):
     return checkpoint_dir_of(
         fn_args, build_experiment_config(fn_args))
 
-  base = make_fn_args(transformed_sample, tmp_path / 'a', train_steps=5,
-                      checkpoint_dir=str(tmp_path / 'ckpt'))
-  other_execution = make_fn_args(transformed_sample, tmp_path / 'b',
-                                 train_steps=5,
-                                 checkpoint_dir=str(tmp_path / 'ckpt'))
-  other_execution.train_files = [transformed_sample['transformed'] + '*']
-  other_steps = make_fn_args(transformed_sample, tmp_path / 'a', train_steps=9,
-                             checkpoint_dir=str(tmp_path / 'ckpt'))
-  other_model = make_fn_args(
-      transformed_sample, tmp_path / 'a', train_steps=5,
-      checkpoint_dir=str(tmp_path / 'ckpt'),
-      params_override=json.dumps(
-          dict(PARAMS_OVERRIDE, task=dict(PARAMS_OVERRIDE['task'],
-                                          model={'hidden_size': 32}))))
-  named = make_fn_args(transformed_sample, tmp_path / 'a', train_steps=5,
-                       checkpoint_dir=str(tmp_path / 'ckpt'), run_key='mine')
+  def args(work, steps=5, **config):
+    return make_fn_args(transformed_sample, tmp_path / work,
+                        train_steps=steps,
+                        checkpoint_dir=str(tmp_path / 'ckpt'), **config)
+
+  base = args('a')
+  # A new TFX execution: the same bytes under new artifact URIs.
+  other_execution = args('b')
+  examples = _copy_tree(transformed_sample['transformed'],
+                        tmp_path / 'copy' / 'Split-train')
+  other_execution.train_files = other_execution.eval_files = [
+      str(examples / '*')]
+  other_execution.transform_output = str(_copy_tree(
+      transformed_sample['graph'] + '/*', tmp_path / 'graph_copy'))
+  # Other data: one example file less in the eval split.
+  other_data = args('a')
+  other_data.eval_files = [str(_copy_tree(
+      sorted(tf.io.gfile.glob(transformed_sample['transformed']))[0],
+      tmp_path / 'one' / 'Split-train') / '*')]
+  other_data.eval_files.append(other_data.eval_files[0])
+  # Other transform graph bytes.
+  other_graph = args('a')
+  other_graph.transform_output = str(_copy_tree(
+      transformed_sample['graph'] + '/*', tmp_path / 'graph_changed'))
+  with open(tmp_path / 'graph_changed' / 'extra.txt', 'w') as f:
+    f.write('changed')
+  other_steps = args('a', steps=9)
+  other_model = args('a', params_override=json.dumps(
+      dict(PARAMS_OVERRIDE, task=dict(PARAMS_OVERRIDE['task'],
+                                      model={'hidden_size': 32}))))
+  named = args('a', run_key='mine')
 
   assert checkpoint_dir(base) == checkpoint_dir(other_execution)
-  assert checkpoint_dir(base) != checkpoint_dir(other_model)
-  assert checkpoint_dir(base) != checkpoint_dir(other_steps)
+  for other in (other_data, other_graph, other_steps, other_model):
+    assert checkpoint_dir(base) != checkpoint_dir(other)
   assert checkpoint_dir(named) == str(tmp_path / 'ckpt' / 'mine')
   assert pathlib.Path(checkpoint_dir(base)).parent == tmp_path / 'ckpt'
+
+
+def test_finished_runs_are_deleted_and_unfinished_ones_bounded(tmp_path):
+  base = tmp_path / 'checkpoints'
+  runs = []
+  for index in range(5):
+    run = base / f'run{index}'
+    run.mkdir(parents=True)
+    (run / 'ckpt-1.index').write_text('x')
+    os.utime(run / 'ckpt-1.index', (1000 + index, 1000 + index))
+    runs.append(run)
+  fn_args = fn_args_utils.FnArgs(custom_config={'checkpoint_dir': str(base)},
+                                 model_run_dir=str(tmp_path / 'model_run'))
+
+  deleted = run_checkpoints.finish_run(fn_args, str(runs[0]),
+                                       keep_unfinished=2)
+
+  # The finished run and the oldest unfinished ones go; the 2 newest stay.
+  assert sorted(deleted) == [str(runs[index]) for index in (0, 1, 2)]
+  assert sorted(p.name for p in base.iterdir()) == ['run3', 'run4']
+  # Without checkpoint_dir (checkpoints in model_run_dir) nothing is deleted.
+  assert run_checkpoints.finish_run(
+      fn_args_utils.FnArgs(custom_config={}), str(runs[3])) == []
+  assert runs[3].exists()
+
+
+@pytest.fixture(scope='module')
+def exported_model(transformed_sample, tmp_path_factory) -> str:
+  """The serving model dir of a 2-step run_fn (a TFX model artifact)."""
+  work = tmp_path_factory.mktemp('exported_model')
+  fn_args = make_fn_args(transformed_sample, work / 'Format-Parent',
+                         train_steps=2, checkpoint_dir=str(work / 'ckpt'))
+  fn_args.serving_model_dir = str(work / 'model' / 'Format-Serving')
+  run_fn(fn_args)
+  return fn_args.serving_model_dir
+
+
+def _value_fingerprints(arrays) -> List[Any]:
+  return sorted((tuple(a.shape), float(np.sum(a, dtype=np.float64)))
+                for a in arrays)
+
+
+def test_warm_start_initialises_every_weight_from_the_base_model(
+    exported_model, transformed_sample, tmp_path):
+  warm = make_fn_args(transformed_sample, tmp_path, train_steps=3,
+                      checkpoint_dir=str(tmp_path / 'ckpt'), warm_start=True)
+  warm.base_model = exported_model
+  cold = make_fn_args(transformed_sample, tmp_path, train_steps=3,
+                      checkpoint_dir=str(tmp_path / 'ckpt'))
+  cold.base_model = exported_model  # Ignored without warm_start.
+  params = build_experiment_config(warm)
+  assert params.task.init_checkpoint.startswith(os.path.join(
+      os.path.dirname(exported_model), WARM_START_SUBDIR))
+  assert params.task.init_checkpoint_modules == 'all'
+  assert build_experiment_config(cold).task.init_checkpoint == ''
+  # Another base model is another training run.
+  assert checkpoint_dir_of(warm, params) != checkpoint_dir_of(
+      cold, build_experiment_config(cold))
+
+  task = task_factory.get_task(params.task)
+  model = task.build_model()
+  model(tf.zeros([1, OUTPUT_SIZE, OUTPUT_SIZE, 3]), training=False)
+  fresh = _value_fingerprints(v.numpy() for v in model.variables)
+  task.initialize(model)
+  initialised = _value_fingerprints(v.numpy() for v in model.variables)
+  reader = tf.train.load_checkpoint(
+      os.path.join(exported_model, 'variables', 'variables'))
+  served = _value_fingerprints(
+      reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+      if name.endswith('VARIABLE_VALUE'))
+  assert initialised == served
+  assert fresh != served
+
+
+def test_warm_start_without_weights_in_the_base_model_is_a_clear_error(
+    transformed_sample, tmp_path):
+  fn_args = make_fn_args(transformed_sample, tmp_path, train_steps=3,
+                         warm_start=True)
+  fn_args.base_model = str(tmp_path / 'old_model' / 'Format-Serving')
+  with pytest.raises(ValueError, match='has no weights in .*without '
+                     '--warm-start'):
+    build_experiment_config(fn_args)
+  # No blessed model yet: warm start trains from the experiment's init.
+  fn_args.base_model = None
+  assert build_experiment_config(fn_args).task.init_checkpoint == ''
