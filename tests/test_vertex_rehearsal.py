@@ -170,5 +170,7 @@ def test_data_with_an_anomaly_stops_at_the_gate(compiled, synthetic_sample,
     assert f'  {task}: not run' in result.stdout
   (job_root,) = (root / PIPELINE_ROOT[len('gs://'):] /
                  task_runner.PROJECT_NUMBER).iterdir()
-  assert list(job_root.glob('DataValidationGate_*'))
+  assert list(job_root.glob('ExampleValidator_*/anomalies/Split-eval'))
   assert not list(job_root.glob('Transform_*'))
+  gate_log = root / '_rehearsal' / job_root.name / 'DataValidationGate.log'
+  assert 'DataValidationError: Data validation failed' in gate_log.read_text()
