@@ -11,7 +11,7 @@ reference does not do.
 
 Evaluation runs the reference panoptic inference on mask logits upsampled to
 S (or, with `evaluation.full_resolution=False`, at stride 4) and accumulates
-COCO panoptic quality on the host with `tfx_pipeline.metrics`.
+COCO panoptic quality on the host with `trainer_module.evaluation`.
 """
 
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -25,6 +25,7 @@ from official.core import task_factory
 from schemas import load_categories
 from trainer_module.configs import maskformer as maskformer_cfg
 from trainer_module.dataloaders import maskformer_input
+from trainer_module.evaluation import panoptic_quality
 from trainer_module.losses.maskformer_losses import maskformer_losses
 from trainer_module.modeling import factory
 from trainer_module.ops.panoptic_inference import panoptic_inference
@@ -64,13 +65,6 @@ def build_targets(labels: Mapping[str, tf.Tensor], num_segment_slots: int
       [batch_size, num_segment_slots + 1])[:, 1:]
   gt_valid = tf.logical_and(labels['segment_classes'] >= 0, pixel_counts > 0)
   return slot_map, gt_valid, tf.cast(labels['pixel_valid'], tf.int32)
-
-
-def _pq_metrics():
-  """`tfx_pipeline.metrics`, imported on first use: it loads Beam and TFMA
-  (~10 s), which importing `trainer_module` should not pay."""
-  from tfx_pipeline import metrics  # pylint: disable=g-import-not-at-top
-  return metrics
 
 
 def _prediction_layers(model_outputs: Mapping[str, tf.Tensor]
@@ -292,12 +286,11 @@ class MaskFormerTask(base_task.Task):
                      step_outputs: Mapping[str, Any]) -> Any:
     """Adds the PQ sums of a validation step's images to `state` (host).
 
-    The state is a `tfx_pipeline.metrics.PanopticQualityState`.
+    The state is a `panoptic_quality.PanopticQualityState`.
     """
-    pq_metrics = _pq_metrics()
     if state is None:
-      state = pq_metrics.PanopticQualityState.zeros(
-          pq_metrics.num_category_slots(self._categories))
+      state = panoptic_quality.PanopticQualityState.zeros(
+          panoptic_quality.num_category_slots(self._categories))
     maps = []
     for key in PQ_OUTPUT_KEYS:
       # One tensor per local replica (a tuple) or a single tensor.
@@ -305,7 +298,7 @@ class MaskFormerTask(base_task.Task):
       maps.append(np.concatenate([np.asarray(value)
                                   for value in per_replica]))
     for gt_category, gt_instance, pred_category, pred_instance in zip(*maps):
-      state.merge(pq_metrics.image_panoptic_quality_state(
+      state.merge(panoptic_quality.image_panoptic_quality_state(
           gt_category, gt_instance, pred_category, pred_instance,
           self._categories))
     return state
@@ -315,9 +308,8 @@ class MaskFormerTask(base_task.Task):
                             ) -> Dict[str, float]:
     """PQ, SQ, RQ for all categories, things and stuff."""
     del global_step
-    pq_metrics = _pq_metrics()
-    result = pq_metrics.panoptic_quality_result(aggregated_logs,
+    result = panoptic_quality.panoptic_quality_result(aggregated_logs,
                                                 self._categories)
     return {name: value
-            for name, value in pq_metrics.metric_values(result).items()
+            for name, value in panoptic_quality.metric_values(result).items()
             if not name.startswith('pq_class_')}
