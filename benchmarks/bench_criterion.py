@@ -146,23 +146,26 @@ def main() -> None:
   print(f'experiment={args.experiment} batch={args.batch} '
         f'segments={args.segments} repeats={args.repeats}')
   print(f"{'variant':<18}{'warm-up s':>11}{'s / step':>10}"
-        f"{'peak extra GiB':>16}{'loss':>10}")
+        f"{'peak extra GiB':>16}{'loss':>10}", flush=True)
+  sizes = ''
   for variant in args.variants.split(','):
     if variant not in VARIANTS:
       raise SystemExit(f'unknown variant {variant!r}; expected {VARIANTS}')
-    command = [sys.executable, __file__, '--child', variant] + [
-        arg for arg in sys.argv[1:]]
+    command = [sys.executable, __file__, '--child', variant] + sys.argv[1:]
     completed = subprocess.run(command, capture_output=True, text=True,
                                env=dict(os.environ), check=False)
     if completed.returncode != 0:
-      print(f'{variant:<18} failed: '
-            f'{completed.stderr.strip().splitlines()[-1][:200]}')
+      last_line = (completed.stderr.strip().splitlines() or ['killed'])[-1]
+      print(f'{variant:<18} failed (exit {completed.returncode}): '
+            f'{last_line[:200]}', flush=True)
       continue
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     print(f"{variant:<18}{result['warmup_s']:>11.1f}{result['step_s']:>10.3f}"
-          f"{result['peak_extra_gib']:>16.2f}{result['loss']:>10.4f}")
-  print(f"(S={result['S']}, Q={result['Q']}, N={result['N']}, "
-        f"{result['layers']} decoder outputs)")
+          f"{result['peak_extra_gib']:>16.2f}{result['loss']:>10.4f}",
+          flush=True)
+    sizes = (f"(S={result['S']}, Q={result['Q']}, N={result['N']}, "
+             f"{result['layers']} decoder outputs)")
+  print(sizes)
 
 
 if __name__ == '__main__':

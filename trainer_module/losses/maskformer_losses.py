@@ -289,17 +289,20 @@ def _matched_mask_losses(mask_logits: tf.Tensor, gt_masks: tf.Tensor,
   num_pixels = _num_valid_pixels(pixel_weights)  # [B]
   is_matched = matched_query >= 0
   if static_shapes:
-    logits = tf.gather(mask_logits, tf.maximum(matched_query, 0), axis=3,
-                       batch_dims=1)
-    focal, dice = _mask_losses_per_pair(logits,
-                                        _slot_masks(gt_masks,
-                                                    matched_query.shape[1]),
-                                        pixel_weights,
-                                        num_pixels[:, tf.newaxis],
-                                        output_size)
     pair_weight = tf.cast(is_matched, tf.float32)
-    return (tf.reduce_sum(focal * pair_weight),
-            tf.reduce_sum(dice * pair_weight))
+
+    # Recomputed in the backward pass: the [B, H, W, N] intermediates of the
+    # 6 decoder outputs are then never all alive at once.
+    @tf.recompute_grad
+    def summed_losses(logits):
+      focal, dice = _mask_losses_per_pair(
+          logits, _slot_masks(gt_masks, matched_query.shape[1]),
+          pixel_weights, num_pixels[:, tf.newaxis], output_size)
+      return (tf.reduce_sum(focal * pair_weight),
+              tf.reduce_sum(dice * pair_weight))
+
+    return summed_losses(tf.gather(mask_logits, tf.maximum(matched_query, 0),
+                                   axis=3, batch_dims=1))
   pairs = tf.where(is_matched)  # [M, 2]: (image, slot).
   image = pairs[:, 0]
   query = tf.gather_nd(matched_query, pairs)
