@@ -42,7 +42,7 @@ from official.core import task_factory
 # Importing these registers the experiments and the task.
 from trainer_module.configs import maskformer as _maskformer_configs
 from trainer_module.dataloaders import maskformer_input
-from trainer_module.dataloaders import test_utils
+from trainer_module.dataloaders import synthetic_examples
 from trainer_module.tasks import maskformer as maskformer_task
 # pylint: enable=unused-import
 
@@ -85,10 +85,10 @@ def _run_variant(args: argparse.Namespace, variant: str) -> Dict[str, float]:
   num_layers = (model_config.transformer_decoder.num_layers
                 if model_config.deep_supervision else 1)
   rng = np.random.default_rng(args.seed)
-  examples = [test_utils.make_transformed_example(
+  examples = [synthetic_examples.make_transformed_example(
       rng, size, slots, num_things=args.segments - 2)
               for _ in range(args.batch)]
-  labels = {key: tf.constant(test_utils.stack(examples, key), tf.int32)
+  labels = {key: tf.constant(synthetic_examples.stack(examples, key), tf.int32)
             for key in maskformer_input.TRAIN_LABEL_KEYS}
   if variant.endswith('_stride4'):
     for key in ('segment_map', 'pixel_valid'):

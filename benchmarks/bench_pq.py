@@ -2,7 +2,7 @@
 
 The label maps are random but COCO-like: stuff bands covering the image,
 thing boxes (several instances per category), void boxes and perturbed
-predictions (see `tfx_pipeline.metrics_test.random_panoptic_image`). The COCO
+predictions (see `tfx_pipeline.synthetic_panoptic.random_panoptic_image`). The COCO
 panoptic API's `pq_compute` is timed on the same data written as PNG + JSON,
 so its time includes reading and decoding those files and its process pool.
 
@@ -24,7 +24,7 @@ from panopticapi.evaluation import pq_compute
 from tensorflow_model_analysis.metrics import metric_types
 
 from tfx_pipeline import metrics
-from tfx_pipeline import metrics_test
+from tfx_pipeline import synthetic_panoptic
 
 
 def _parse_args() -> argparse.Namespace:
@@ -70,7 +70,7 @@ def _max_difference(got: Dict[str, Any], expected: Dict[str, Any]) -> float:
 def main() -> None:
   args = _parse_args()
   categories = metrics.load_coco_panoptic_categories()
-  label_maps = metrics_test.random_panoptic_images(
+  label_maps = synthetic_panoptic.random_panoptic_images(
       args.seed, args.images, args.height, args.width, args.stuff,
       args.things, args.void)
   gt_segments = np.mean([
@@ -84,7 +84,7 @@ def main() -> None:
   combiner = metrics.PanopticQuality().computations()[0].combiner
   inputs = [
       metric_types.StandardMetricInputs(extract)
-      for extract in metrics_test.extracts_from_label_maps(label_maps, ("hw",))
+      for extract in synthetic_panoptic.extracts_from_label_maps(label_maps, ("hw",))
   ]
   combiner_s = _median_seconds(lambda: _combiner_add_inputs(combiner, inputs),
                                args.repeats)
@@ -92,9 +92,9 @@ def main() -> None:
   with tempfile.TemporaryDirectory() as directory:
     rng = np.random.default_rng(args.seed)
     start = time.perf_counter()
-    gt_json = metrics_test.write_coco_panoptic(
+    gt_json = synthetic_panoptic.write_coco_panoptic(
         Path(directory), "gt", label_maps[0], label_maps[1], categories, rng)
-    pred_json = metrics_test.write_coco_panoptic(
+    pred_json = synthetic_panoptic.write_coco_panoptic(
         Path(directory), "pred", label_maps[2], label_maps[3], categories, rng)
     write_s = time.perf_counter() - start
     with contextlib.redirect_stdout(io.StringIO()):

@@ -24,7 +24,7 @@ from official.core import task_factory
 # Importing these registers the experiments and the task.
 from trainer_module.configs import maskformer as _maskformer_configs
 from trainer_module.dataloaders import maskformer_input
-from trainer_module.dataloaders import test_utils
+from trainer_module.dataloaders import synthetic_examples
 from trainer_module.tasks import maskformer as _maskformer_task
 # pylint: enable=unused-import
 
@@ -56,12 +56,12 @@ def _synthetic_batch(batch: int, size: int, slots: int, segments: int,
                      seed: int) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
   """A training batch of random transformed examples."""
   rng = np.random.default_rng(seed)
-  examples = [test_utils.make_transformed_example(
+  examples = [synthetic_examples.make_transformed_example(
       rng, size, slots, num_things=segments - 2) for _ in range(batch)]
-  labels = {key: tf.constant(test_utils.stack(examples, key), tf.int32)
+  labels = {key: tf.constant(synthetic_examples.stack(examples, key), tf.int32)
             for key in maskformer_input.TRAIN_LABEL_KEYS}
   images = maskformer_input.normalize_image(
-      tf.constant(test_utils.stack(examples, 'image')), labels['pixel_valid'])
+      tf.constant(synthetic_examples.stack(examples, 'image')), labels['pixel_valid'])
   return images, labels
 
 

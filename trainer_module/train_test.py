@@ -8,7 +8,7 @@ import sys
 
 import tensorflow as tf
 
-from trainer_module.dataloaders import test_utils
+from trainer_module.dataloaders import synthetic_examples
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SIZE = 64
@@ -16,8 +16,8 @@ SLOTS = 8
 
 
 def test_driver_trains_checkpoints_and_evaluates(tmp_path):
-  test_utils.write_transformed_records(tmp_path / 'train.gz', 4, SIZE, SLOTS)
-  test_utils.write_transformed_records(tmp_path / 'val.gz', 2, SIZE, SLOTS,
+  synthetic_examples.write_transformed_records(tmp_path / 'train.gz', 4, SIZE, SLOTS)
+  synthetic_examples.write_transformed_records(tmp_path / 'val.gz', 2, SIZE, SLOTS,
                                        seed=1)
   data = {'output_size': SIZE, 'num_segment_slots': SLOTS,
           'global_batch_size': 2}

@@ -9,7 +9,7 @@ from official.core import exp_factory
 from trainer_module.configs import maskformer as maskformer_cfg
 from trainer_module.dataloaders import augmentation
 from trainer_module.dataloaders import maskformer_input
-from trainer_module.dataloaders import test_utils
+from trainer_module.dataloaders import synthetic_examples
 
 SIZE = 64
 SLOTS = 8
@@ -139,7 +139,7 @@ def test_resize_for_eval_sets_the_short_side_and_keeps_maps_aligned():
 
 def test_eval_dataset_is_resized_to_the_test_size(tmp_path):
   path = tmp_path / 'val.gz'
-  examples = test_utils.write_transformed_records(path, 2, SIZE, SLOTS)
+  examples = synthetic_examples.write_transformed_records(path, 2, SIZE, SLOTS)
   params = maskformer_cfg.DataConfig(
       input_path=str(path), is_training=False, output_size=SIZE,
       num_segment_slots=SLOTS, global_batch_size=2, drop_remainder=False,

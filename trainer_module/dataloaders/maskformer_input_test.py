@@ -7,7 +7,7 @@ import tensorflow as tf
 from trainer_module.configs import maskformer as maskformer_cfg
 from trainer_module.dataloaders import augmentation
 from trainer_module.dataloaders import maskformer_input
-from trainer_module.dataloaders import test_utils
+from trainer_module.dataloaders import synthetic_examples
 
 SIZE = 64
 SLOTS = 8
@@ -29,7 +29,7 @@ def _slots_from_colours(image):
   """Slot whose colour a pixel has exactly (±0.5), else -2."""
   slots = np.full(image.shape[:2], -2)
   for slot in range(SLOTS):
-    exact = np.all(np.abs(image - test_utils.slot_colour(slot)) <= 0.5, -1)
+    exact = np.all(np.abs(image - synthetic_examples.slot_colour(slot)) <= 0.5, -1)
     slots[exact] = slot
   return slots
 
@@ -50,7 +50,7 @@ def _check_alignment(image, segment_map, pixel_valid):
 
 def test_eval_dataset_parses_and_normalises(tmp_path):
   path = tmp_path / 'val.gz'
-  examples = test_utils.write_transformed_records(path, 3, SIZE, SLOTS)
+  examples = synthetic_examples.write_transformed_records(path, 3, SIZE, SLOTS)
   dataset = maskformer_input.build_dataset(
       _data_config(path, is_training=False, global_batch_size=2))
   batches = list(dataset)
@@ -64,12 +64,12 @@ def test_eval_dataset_parses_and_normalises(tmp_path):
   for key in maskformer_input.EVAL_LABEL_KEYS:
     labels = np.concatenate([labels[key] for _, labels in batches])
     assert batches[0][1][key].dtype == tf.int32
-    np.testing.assert_array_equal(labels, test_utils.stack(examples, key))
+    np.testing.assert_array_equal(labels, synthetic_examples.stack(examples, key))
 
 
 def test_train_dataset_is_static_augmented_and_aligned(tmp_path):
   path = tmp_path / 'train.gz'
-  test_utils.write_transformed_records(path, 6, SIZE, SLOTS, seed=3)
+  synthetic_examples.write_transformed_records(path, 6, SIZE, SLOTS, seed=3)
   params = _data_config(path, is_training=True, global_batch_size=4,
                         shuffle_buffer_size=4, aug_crop_prob=1.0)
   dataset = maskformer_input.build_dataset(params)
@@ -87,7 +87,7 @@ def test_train_dataset_is_static_augmented_and_aligned(tmp_path):
 
 
 def _example(seed):
-  example = test_utils.make_transformed_example(
+  example = synthetic_examples.make_transformed_example(
       np.random.default_rng(seed), SIZE, SLOTS)
   return (tf.constant(example['image'], tf.float32),
           tf.constant(example['segment_map'], tf.int32),

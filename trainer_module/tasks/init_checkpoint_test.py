@@ -25,7 +25,7 @@ from official.vision.configs import image_classification as classification_cfg
 from official.vision.modeling import factory as tfmg_factory
 from trainer_module.run_fn import build_experiment_config
 from trainer_module.run_fn import run_fn
-from trainer_module.dataloaders import test_utils
+from trainer_module.dataloaders import synthetic_examples
 from trainer_module.tasks import init_checkpoint
 
 SIZE = 64
@@ -156,7 +156,7 @@ def test_mismatched_checkpoint_fails_naming_it(tmp_path):
 
 
 def _fn_args(tmp_path: pathlib.Path, init_checkpoint: str):
-  test_utils.write_transformed_records(tmp_path / 'train.gz', 2, SIZE, SLOTS)
+  synthetic_examples.write_transformed_records(tmp_path / 'train.gz', 2, SIZE, SLOTS)
   params_override = {'task': _task_overrides(),
                      'trainer': {'steps_per_loop': 1,
                                  'checkpoint_interval': 1}}

@@ -9,7 +9,7 @@ import trainer_module  # pylint: disable=unused-import  (registers experiments)
 from official.core import exp_factory
 from official.core import task_factory
 from trainer_module.dataloaders import maskformer_input
-from trainer_module.dataloaders import test_utils
+from trainer_module.dataloaders import synthetic_examples
 from trainer_module.losses.maskformer_losses import maskformer_losses
 from trainer_module.tasks import maskformer as maskformer_task
 
@@ -31,12 +31,12 @@ def _experiment(**task_overrides):
 def _batch(seed=0):
   """(images, labels) of BATCH synthetic examples, as the eval pipeline."""
   rng = np.random.default_rng(seed)
-  examples = [test_utils.make_transformed_example(rng, SIZE, SLOTS)
+  examples = [synthetic_examples.make_transformed_example(rng, SIZE, SLOTS)
               for _ in range(BATCH)]
-  labels = {key: tf.constant(test_utils.stack(examples, key), tf.int32)
+  labels = {key: tf.constant(synthetic_examples.stack(examples, key), tf.int32)
             for key in maskformer_input.EVAL_LABEL_KEYS}
   images = maskformer_input.normalize_image(
-      tf.constant(test_utils.stack(examples, 'image')), labels['pixel_valid'])
+      tf.constant(synthetic_examples.stack(examples, 'image')), labels['pixel_valid'])
   return images, labels
 
 

@@ -1,4 +1,6 @@
-"""Synthetic transformed examples (`schemas/transform_output.md`) for tests.
+"""Synthetic transformed examples (`schemas/transform_output.md`).
+
+Used by the tests and the benchmarks.
 
 Each example has an image of random size fitted into the top-left corner of
 an S×S square: an upper and a lower stuff region and 1–3 rectangular things.
