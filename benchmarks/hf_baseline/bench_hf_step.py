@@ -40,12 +40,13 @@ from transformers import MaskFormerForInstanceSegmentation
 from transformers import MaskFormerImageProcessorPil
 from transformers import ResNetConfig
 
-# The synthetic example, the confident-query rule and the medians are the
-# PyTorch baseline's own (one definition for both baselines).
+# The synthetic example, the confident-query rule, the medians and the result
+# table are the PyTorch baseline's own (one definition for both baselines).
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] /
                        'torch_baseline'))
 from bench_torch_step import _medians  # pylint: disable=g-import-not-at-top,wrong-import-position
 from bench_torch_step import confident_class_logits  # pylint: disable=g-import-not-at-top,wrong-import-position
+from bench_torch_step import print_phase_table  # pylint: disable=g-import-not-at-top,wrong-import-position
 from bench_torch_step import synthetic_example  # pylint: disable=g-import-not-at-top,wrong-import-position
 from maskformer_torch import NUM_CLASSES  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -210,18 +211,7 @@ def main() -> None:
         f'layers); image {args.image_size}x{args.image_size}, batch '
         f'{args.batch}, target segments per image '
         f'{[len(labels) for labels in class_labels]}')
-  print(f'  warm-up 1, then median of {args.repeats} repeats '
-        '(each row is its own median)')
-  print()
-  print(f'  {"phase":<48}{"seconds":>9}')
-  print(f'  {"-" * 57}')
-  for name, seconds in rows:
-    print(f'  {name:<48}{seconds:>9.3f}')
-  print()
-  print('  train-step losses (warm-up first): '
-        + ', '.join(f'{value:.3f}' for value in losses))
-  print(f'  panoptic segments found per inference run: {list(segments_found)}')
-
+  print_phase_table(rows, args.repeats, losses, segments_found)
 
 if __name__ == '__main__':
   main()

@@ -165,6 +165,25 @@ def _medians(runs: list[dict[str, float]]) -> dict[str, float]:
   return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
+def print_phase_table(rows: list[tuple[str, float]], repeats: int,
+                      losses: tuple[float, ...],
+                      segments_found: tuple[int, ...]) -> None:
+  """The per-phase medians, the train-step losses and the segments found
+  (the table both peer benchmarks print)."""
+  width = max(44, max(len(name) for name, _ in rows) + 2)
+  print(f'  warm-up 1, then median of {repeats} repeats '
+        '(each row is its own median)')
+  print()
+  print(f'  {"phase":<{width}}{"seconds":>9}')
+  print(f'  {"-" * (width + 9)}')
+  for name, seconds in rows:
+    print(f'  {name:<{width}}{seconds:>9.3f}')
+  print()
+  print('  train-step losses (warm-up first): '
+        + ', '.join(f'{value:.3f}' for value in losses))
+  print(f'  panoptic segments found per inference run: {list(segments_found)}')
+
+
 def main() -> None:
   args = _parse_args()
   torch.set_num_threads(args.threads)
@@ -208,18 +227,7 @@ def main() -> None:
   print(f'  parameters {count_parameters(model):,}; image '
         f'{args.image_size}x{args.image_size}, batch {args.batch}, target '
         f'segments per image {[len(t.labels) for t in targets]}')
-  print(f'  warm-up 1, then median of {args.repeats} repeats '
-        '(each row is its own median)')
-  print()
-  print(f'  {"phase":<44}{"seconds":>9}')
-  print(f'  {"-" * 53}')
-  for name, seconds in rows:
-    print(f'  {name:<44}{seconds:>9.3f}')
-  print()
-  print('  train-step losses (warm-up first): '
-        + ', '.join(f'{value:.3f}' for value in losses))
-  print(f'  panoptic segments found per inference run: {list(segments_found)}')
-
+  print_phase_table(rows, args.repeats, losses, segments_found)
 
 if __name__ == '__main__':
   main()
