@@ -18,7 +18,7 @@ CLI = pathlib.Path(sys.executable).parent / 'maskformer-tfx'
 
 def run_cli(args: Sequence[str], timeout: int = 900) -> subprocess.CompletedProcess:
   """Runs the installed console script as a user would."""
-  command = [str(CLI)] if CLI.exists() else [sys.executable, '-m', 'tfx_pipeline.cli']
+  command = [str(CLI)] if CLI.exists() else [sys.executable, '-m', 'runners.cli']
   return subprocess.run(command + list(args), capture_output=True, text=True,
                         cwd=REPO_ROOT, timeout=timeout, env=dict(os.environ),
                         check=False)

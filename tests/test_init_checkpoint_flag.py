@@ -8,7 +8,7 @@ built (not run): what the Trainer would receive is read from its component.
 import argparse
 import json
 
-from tfx_pipeline import cli
+from runners import cli
 from tfx_pipeline import pipeline
 from trainer_module.run_fn import build_experiment_config
 

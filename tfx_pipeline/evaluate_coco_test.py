@@ -7,7 +7,7 @@ import shutil
 from panopticapi import evaluation
 import pytest
 
-from tfx_pipeline import cli
+from runners import cli
 from tfx_pipeline import evaluate_coco
 from tfx_pipeline import predict
 

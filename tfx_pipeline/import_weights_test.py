@@ -18,7 +18,7 @@ import tensorflow as tf
 from official.core import exp_factory
 from official.core import task_factory
 from official.modeling import hyperparams
-from tfx_pipeline import cli
+from runners import cli
 import trainer_module  # pylint: disable=unused-import  # registers the task
 from trainer_module import raw_outputs
 from trainer_module.checkpoints import detectron2_mapping

@@ -1,4 +1,5 @@
-"""`maskformer-tfx`: command-line entry point.
+"""`maskformer-tfx`: command-line entry point (the top layer: it may import
+`runners` and `tfx_pipeline`; nothing imports it).
 
 Importing the `tfx_pipeline` package selects Keras 2 (TF_USE_LEGACY_KERAS=1)
 before TensorFlow loads; heavy imports happen inside the subcommands so that
@@ -22,6 +23,7 @@ warnings.filterwarnings('ignore', category=FutureWarning, module='google')
 
 from runners import vertex_runner
 from runners.vertex_rehearsal import cli as vertex_rehearsal_cli
+from tfx_pipeline import cli_args
 from tfx_pipeline import config as pipeline_config
 from tfx_pipeline import import_weights
 from tfx_pipeline import evaluate_coco
@@ -32,13 +34,6 @@ DEFAULT_OUTPUTS = pathlib.Path('outputs')
 DEFAULT_PIPELINE_ROOT = DEFAULT_OUTPUTS / 'pipeline'
 DEFAULT_SAMPLE_DIR = DEFAULT_OUTPUTS / 'sample'
 SAMPLE_MARKER = 'SAMPLE_COMPLETE.json'
-
-
-def _positive_int(text: str) -> int:
-  value = int(text)
-  if value < 1:
-    raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
-  return value
 
 
 def _add_make_sample(subparsers) -> None:
@@ -54,11 +49,11 @@ def _add_make_sample(subparsers) -> None:
           'for a seed.'))
   parser.add_argument('--output', required=True, type=pathlib.Path,
                       help='Output directory (created).')
-  parser.add_argument('--num-train', type=_positive_int, default=64,
+  parser.add_argument('--num-train', type=cli_args.positive_int, default=64,
                       help='Train images (default 64).')
-  parser.add_argument('--num-val', type=_positive_int, default=16,
+  parser.add_argument('--num-val', type=cli_args.positive_int, default=16,
                       help='Val images (default 16).')
-  parser.add_argument('--image-size', type=_positive_int, default=128,
+  parser.add_argument('--image-size', type=cli_args.positive_int, default=128,
                       help='Square image side in pixels (default 128).')
   parser.add_argument('--seed', type=int, default=0, help='Random seed (default 0).')
   parser.set_defaults(handler=_make_sample)
@@ -113,9 +108,9 @@ def _add_run(subparsers) -> None:
                       '(default maskformer_tiny).')
   parser.add_argument('--params-override', default='',
                       help='YAML/JSON overriding the experiment params (Trainer).')
-  parser.add_argument('--train-steps', type=_positive_int, default=None,
+  parser.add_argument('--train-steps', type=cli_args.positive_int, default=None,
                       help='Trainer steps (default: the experiment\'s).')
-  parser.add_argument('--eval-steps', type=_positive_int, default=None,
+  parser.add_argument('--eval-steps', type=cli_args.positive_int, default=None,
                       help='Trainer evaluation steps (default: the whole eval split).')
   parser.add_argument('--no-materialize', dest='materialize', action='store_false',
                       help='Transform writes no transformed examples; the '
@@ -138,9 +133,9 @@ def _add_run(subparsers) -> None:
                       'initialises the backbone from (default: the '
                       "experiment's, e.g. TF Model Garden's ImageNet "
                       'ResNet-50 for maskformer_coco_panoptic).')
-  parser.add_argument('--output-size', type=_positive_int, default=None,
+  parser.add_argument('--output-size', type=cli_args.positive_int, default=None,
                       help='Transform output size S (default: the experiment\'s).')
-  parser.add_argument('--num-segment-slots', type=_positive_int, default=None,
+  parser.add_argument('--num-segment-slots', type=cli_args.positive_int, default=None,
                       help='Transform segment slots N (default: the experiment\'s).')
   parser.add_argument('--push-dir', default=None,
                       help='Where the Pusher copies blessed models (default '
