@@ -19,7 +19,7 @@ ARG BEAM_VERSION=2.74.0
 # the lock file's.
 FROM apache/beam_python${PYTHON_VERSION}_sdk:${BEAM_VERSION} AS pipeline
 
-# Must equal tfx_pipeline.vertex_settings.IMAGE_PACKAGE_DIR: the compiled
+# Must equal runners.vertex.settings.IMAGE_PACKAGE_DIR: the compiled
 # pipeline reads the raw schema from PIPELINE_DIR/schemas/raw_schema.pbtxt.
 ARG PIPELINE_DIR=/pipeline
 

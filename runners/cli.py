@@ -21,14 +21,18 @@ from typing import Optional, Sequence
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 warnings.filterwarnings('ignore', category=FutureWarning, module='google')
 
-from runners import vertex_runner
-from runners.vertex_rehearsal import cli as vertex_rehearsal_cli
-from tfx_pipeline import cli_args
-from tfx_pipeline import config as pipeline_config
-from tfx_pipeline import import_weights
-from tfx_pipeline import evaluate_coco
-from tfx_pipeline import predict
-from tfx_pipeline import report
+from runners import tf_startup
+
+# Whatever of these imports TensorFlow: its C++ start-up lines are dropped.
+with tf_startup.startup_lines_filtered():
+  from runners import vertex_runner  # pylint: disable=g-import-not-at-top
+  from runners.vertex_rehearsal import cli as vertex_rehearsal_cli  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline import cli_args  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline import config as pipeline_config  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline import import_weights  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline import evaluate_coco  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline import predict  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline import report  # pylint: disable=g-import-not-at-top
 
 DEFAULT_OUTPUTS = pathlib.Path('outputs')
 DEFAULT_PIPELINE_ROOT = DEFAULT_OUTPUTS / 'pipeline'
@@ -106,8 +110,16 @@ def _add_run(subparsers) -> None:
   parser.add_argument('--experiment', default=None,
                       help='TF Model Garden experiment the Trainer runs '
                       '(default maskformer_tiny).')
-  parser.add_argument('--params-override', default='',
-                      help='YAML/JSON overriding the experiment params (Trainer).')
+  parser.add_argument('--config-file', '--config_file', action='append',
+                      default=None, dest='config_files', metavar='FILE.yaml',
+                      help='TF Model Garden experiment config (YAML) '
+                      'overriding the experiment params; repeatable, applied '
+                      'in order before --params-override (TFMG\'s '
+                      '--config_file).')
+  parser.add_argument('--params-override', '--params_override', default='',
+                      help='Inline YAML/JSON, a.b=c,... pairs or a YAML file '
+                      'overriding the experiment params after --config-file '
+                      '(TFMG\'s --params_override).')
   parser.add_argument('--train-steps', type=cli_args.positive_int, default=None,
                       help='Trainer steps (default: the experiment\'s).')
   parser.add_argument('--eval-steps', type=cli_args.positive_int, default=None,
@@ -193,11 +205,19 @@ def _pipeline_config(args: argparse.Namespace, data_root: str,
                      pipeline_root: str) -> pipeline_config.PipelineConfig:
   overrides = {
       key: getattr(args, key, None) for key in (
-          'experiment', 'params_override', 'train_steps', 'eval_steps',
+          'experiment', 'train_steps', 'eval_steps',
           'output_size', 'num_segment_slots', 'push_dir', 'materialize',
           'pq_lower_bound', 'pq_regression_tolerance', 'warm_start',
           'init_checkpoint')
   }
+  if getattr(args, 'config_files', None) or getattr(args, 'params_override', ''):
+    from tfx_pipeline import experiment_overrides  # pylint: disable=g-import-not-at-top
+    # --config-file(s), then --params-override, as one JSON override checked
+    # against the experiment (an error names the file and the key), so that
+    # the Trainer reads no local file.
+    overrides['params_override'] = experiment_overrides.resolve(
+        args.experiment or pipeline_config.DEFAULT_EXPERIMENT,
+        args.config_files, args.params_override)
   config = pipeline_config.PipelineConfig(
       pipeline_root=pipeline_root,
       data_root=data_root,
@@ -254,6 +274,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   """Entry point of the `maskformer-tfx` console script."""
   args = build_parser().parse_args(argv)
   try:
+    # Every subcommand uses TensorFlow: import it now, its C++ start-up
+    # lines filtered out, before the subcommand prints anything.
+    tf_startup.import_tensorflow()
     return args.handler(args)
   except Exception as error:  # pylint: disable=broad-except
     print(f'maskformer-tfx {args.command} failed: {_one_paragraph(error)}',

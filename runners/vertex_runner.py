@@ -21,9 +21,14 @@ import tempfile
 import typing
 from typing import Any, Dict, Iterable, List, Mapping, Sequence
 
-from tfx_pipeline import vertex_settings
-from tfx_pipeline.vertex_settings import VertexSettings
-from tfx_pipeline.vertex_settings import VertexSettingsError
+from runners.vertex import dataflow
+from runners.vertex import pipeline_config
+from runners.vertex import settings as vertex_settings
+from runners.vertex import validation
+from runners.vertex.settings import VertexSettings
+from runners.vertex.settings import VertexSettingsError
+from tfx_pipeline import experiment_overrides
+
 
 class LocalPathError(RuntimeError):
   """The compiled pipeline mentions a path of the compiling machine."""
@@ -90,7 +95,7 @@ def compile_pipeline(settings: VertexSettings, output_file: str) -> str:
     LocalPathError: the compiled JSON mentions a path of this machine (the
       file is removed).
   """
-  vertex_settings.validate(settings)
+  validation.validate(settings)
   # pylint: disable=g-import-not-at-top
   from official.core import exp_factory
   from tfx import v1 as tfx
@@ -105,10 +110,17 @@ def compile_pipeline(settings: VertexSettings, output_file: str) -> str:
         f'{settings.experiment!r}; it is not a registered TF Model Garden '
         f'experiment (e.g. {vertex_settings.DEFAULT_VERTEX_EXPERIMENT}).'
     ) from error
+  try:
+    experiment_overrides.check_against_experiment(
+        settings.experiment, experiment_overrides.sources(
+            settings.config_files, settings.params_override,
+            files_allowed=False))
+  except experiment_overrides.ExperimentOverrideError as error:
+    raise VertexSettingsError(f'Invalid Vertex settings: {error}') from None
 
-  pipeline = create_pipeline(vertex_settings.to_pipeline_config(settings))
+  pipeline = create_pipeline(pipeline_config.to_pipeline_config(settings))
   apply_component_beam_args(
-      pipeline, vertex_settings.component_beam_pipeline_args(settings))
+      pipeline, dataflow.component_beam_pipeline_args(settings))
   output_file = os.path.abspath(output_file)
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
       config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
@@ -193,7 +205,7 @@ def add_compile_vertex_parser(subparsers) -> argparse.ArgumentParser:
                       'Pipelines and print the run\'s console link.')
   for field in vertex_settings.setting_fields():
     parser.add_argument(
-        vertex_settings.flag_name(field), dest=field.name, default=None,
+        *vertex_settings.flag_names(field), dest=field.name, default=None,
         help=_help_text(field),
         **_flag_type(field))
   parser.set_defaults(handler=run_compile_vertex)
@@ -205,7 +217,7 @@ def run_compile_vertex(args: argparse.Namespace) -> int:
   overrides = {field.name: getattr(args, field.name, None)
                for field in vertex_settings.setting_fields()}
   try:
-    settings = vertex_settings.load_settings(args.config, overrides)
+    settings = validation.load_settings(args.config, overrides)
     output_file = compile_pipeline(settings, args.output)
   except VertexSettingsError as error:
     print(f'compile-vertex: {error}', file=sys.stderr)

@@ -19,9 +19,11 @@ from typing import Any, Dict, List
 import pytest
 
 from runners import vertex_runner
-from tfx_pipeline import vertex_settings
-from tfx_pipeline.vertex_settings import VertexSettings
-from tfx_pipeline.vertex_settings import VertexSettingsError
+from runners.vertex import dataflow
+from runners.vertex import settings as vertex_settings
+from runners.vertex import validation
+from runners.vertex import worker_pool
+from runners.vertex.settings import VertexSettings
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -125,9 +127,15 @@ def compiled(tmp_path_factory) -> Dict[str, Any]:
   from google.protobuf import json_format  # pylint: disable=g-import-not-at-top
   from kfp.pipeline_spec import pipeline_spec_pb2  # pylint: disable=g-import-not-at-top
   output = tmp_path_factory.mktemp('vertex') / 'maskformer.json'
+  # A TFMG experiment config file (--config_file), then --params_override.
+  config_file = output.parent / 'experiment.yaml'
+  config_file.write_text('task:\n  train_data: {global_batch_size: 48}\n'
+                         '  validation_data: {global_batch_size: 8}\n')
   settings = _settings(trainer_image=TRAINER_IMAGE,
                        service_account=SERVICE_ACCOUNT, train_steps=1000,
-                       init_checkpoint=INIT_CHECKPOINT)
+                       init_checkpoint=INIT_CHECKPOINT,
+                       config_files=[str(config_file)],
+                       params_override='task.train_data.global_batch_size=64')
   path = vertex_runner.compile_pipeline(settings, str(output))
   text = pathlib.Path(path).read_text(encoding='utf-8')
   job = json_format.Parse(text, pipeline_spec_pb2.PipelineJob())
@@ -262,6 +270,9 @@ def test_trainer_runs_the_experiment_on_the_tpu_strategy(compiled):
   assert params.runtime.distribution_strategy == 'tpu'
   assert params.runtime.tpu == 'local'
   assert params.runtime.mixed_precision_dtype == 'bfloat16'
+  # The config file first, then --params_override, as TFMG applies them.
+  assert params.task.train_data.global_batch_size == 64
+  assert params.task.validation_data.global_batch_size == 8
 
 
 def test_trainer_initialises_from_the_given_checkpoint(compiled):
@@ -360,14 +371,6 @@ def test_wrong_settings_fail_before_compiling_or_submitting(
   assert not output.exists()
 
 
-def test_every_problem_is_named_at_once():
-  with pytest.raises(VertexSettingsError) as raised:
-    vertex_settings.validate(VertexSettings(data_root='/data'))
-  for flag in ('--project', '--region', '--pipeline-root', '--data',
-               '--image'):
-    assert flag in str(raised.value)
-
-
 def test_unknown_experiment_fails_before_compiling(tmp_path, monkeypatch,
                                                    capsys):
   from google.cloud import aiplatform  # pylint: disable=g-import-not-at-top
@@ -378,6 +381,23 @@ def test_unknown_experiment_fails_before_compiling(tmp_path, monkeypatch,
                 + ['--submit'])
   assert vertex_runner.run_compile_vertex(args) == 2
   assert 'maskformer_nonexistent' in capsys.readouterr().err
+  assert not output.exists()
+
+
+@pytest.mark.parametrize('spelling', ['--config_file', '--config-file'])
+def test_config_file_with_a_key_the_experiment_lacks_fails_before_compiling(
+    spelling, tmp_path, capsys):
+  config_file = tmp_path / 'experiment.yaml'
+  config_file.write_text('task:\n  train_data: {global_batch_sise: 48}\n')
+  output = tmp_path / 'pipeline.json'
+  args = _parse(_cli_args(**{'--output': str(output),
+                             spelling: str(config_file),
+                             '--params_override': 'trainer.train_steps=5'}))
+  assert args.params_override == 'trainer.train_steps=5'
+  assert vertex_runner.run_compile_vertex(args) == 2
+  error = capsys.readouterr().err
+  assert f'--config_file {config_file}' in error
+  assert 'task.train_data.global_batch_sise' in error
   assert not output.exists()
 
 
@@ -392,61 +412,16 @@ def test_yaml_settings_are_loaded_and_flags_win(tmp_path):
                  '--region', REGION])
   overrides = {field.name: getattr(args, field.name)
                for field in vertex_settings.setting_fields()}
-  settings = vertex_settings.load_settings(args.config, overrides)
+  settings = validation.load_settings(args.config, overrides)
   assert settings.region == REGION  # The flag wins over the file.
   assert settings.trainer_machine_type == 'ct5lp-hightpu-8t'
-  assert vertex_settings.worker_pool_spec(settings)['machine_spec'] == {
+  assert worker_pool.worker_pool_spec(settings)['machine_spec'] == {
       'machine_type': 'ct5lp-hightpu-8t', 'accelerator_type': 'TPU_V5_LITEPOD',
       'accelerator_count': 8, 'tpu_topology': '2x4'}
-  assert vertex_settings.component_beam_pipeline_args(settings)[
+  assert dataflow.component_beam_pipeline_args(settings)[
       'Transform'][-1] == '--max_num_workers=200'
-  assert _beam_options(vertex_settings.dataflow_beam_pipeline_args(settings)
+  assert _beam_options(dataflow.dataflow_beam_pipeline_args(settings)
                        )['num_workers'] == 4
-
-
-def test_yaml_with_an_unknown_setting_is_rejected(tmp_path):
-  config_file = tmp_path / 'vertex.yaml'
-  config_file.write_text(f'project: {PROJECT}\ntpu_type: v5e\n')
-  with pytest.raises(VertexSettingsError, match='Unknown settings: tpu_type'):
-    vertex_settings.load_settings(str(config_file))
-
-
-def test_gpu_option_uses_the_mirrored_strategy():
-  from google.cloud.aiplatform_v1.types import custom_job  # pylint: disable=g-import-not-at-top
-  settings = _settings(trainer_machine_type='a2-highgpu-2g',
-                       accelerator_type='NVIDIA_TESLA_A100')
-  vertex_settings.validate(settings)
-  pool = custom_job.WorkerPoolSpec(**vertex_settings.worker_pool_spec(settings))
-  assert pool.machine_spec.accelerator_type.name == 'NVIDIA_TESLA_A100'
-  assert pool.machine_spec.accelerator_count == 2
-  assert not pool.machine_spec.tpu_topology
-  assert pool.container_spec.image_uri == IMAGE  # No trainer image: --image.
-  assert vertex_settings.trainer_params_override(settings)['runtime'] == {
-      'distribution_strategy': 'mirrored', 'num_gpus': 2,
-      'mixed_precision_dtype': 'bfloat16'}
-
-
-def test_gpus_before_ampere_train_in_float32_and_need_a_count():
-  settings = _settings(trainer_machine_type='n1-standard-16',
-                       accelerator_type='NVIDIA_TESLA_T4')
-  with pytest.raises(VertexSettingsError, match='--accelerator-count is '
-                     'required'):
-    vertex_settings.validate(settings)
-  settings.accelerator_count = 2
-  vertex_settings.validate(settings)
-  assert vertex_settings.trainer_params_override(settings)['runtime'][
-      'mixed_precision_dtype'] == 'float32'
-
-
-def test_params_override_is_merged_with_the_runtime():
-  settings = _settings(
-      params_override='task.train_data.global_batch_size=32,'
-                      'runtime.mixed_precision_dtype=float32')
-  override = vertex_settings.trainer_params_override(settings)
-  assert override['task'] == {'train_data': {'global_batch_size': 32}}
-  assert override['runtime'] == {'distribution_strategy': 'tpu',
-                                 'tpu': 'local',
-                                 'mixed_precision_dtype': 'float32'}
 
 
 def test_help_documents_every_setting():
@@ -456,8 +431,10 @@ def test_help_documents_every_setting():
   helps = {option: action.help for action in compile_parser._actions  # pylint: disable=protected-access
            for option in action.option_strings}
   for field in vertex_settings.setting_fields():
-    flag = vertex_settings.flag_name(field)
-    assert helps.get(flag), f'{field.name} has no documented flag {flag}'
+    for flag in vertex_settings.flag_names(field):
+      assert helps.get(flag), f'{field.name} has no documented flag {flag}'
+  for flag in ('--params_override', '--config_file', '--config-file'):
+    assert helps.get(flag), flag
   for flag in ('--project', '--region', '--pipeline-root', '--data', '--image',
                '--output', '--config', '--submit', '--service-account'):
     assert helps.get(flag), flag
@@ -476,7 +453,7 @@ def test_local_path_detection_ignores_gcs_segments():
 
 def test_dockerfile_pins_match_the_lock_file():
   dockerfile = (REPO_ROOT / 'Dockerfile').read_text(encoding='utf-8')
-  lock = dict(re.findall(r'^([A-Za-z0-9_.-]+)==(\S+)$',
+  lock = dict(re.findall(r'^([A-Za-z0-9_.-]+)(?:\[[\w,]+\])?==(\S+)$',
                          (REPO_ROOT / 'requirements.lock').read_text(), re.M))
   args = dict(re.findall(r'^ARG (\w+)=(\S+)$', dockerfile, re.M))
   assert args['BEAM_VERSION'] == lock['apache-beam']

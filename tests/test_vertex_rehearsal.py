@@ -20,7 +20,7 @@ from runners import vertex_runner
 from runners.vertex_rehearsal import spec as spec_lib
 from runners.vertex_rehearsal import task_runner
 from tests import pipeline_helpers
-from tfx_pipeline import vertex_settings
+from runners.vertex import settings as vertex_settings
 
 BUCKET = 'maskformer-bucket'
 PIPELINE_ROOT = f'gs://{BUCKET}/pipelines/maskformer'

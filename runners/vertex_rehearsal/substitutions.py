@@ -11,8 +11,8 @@ import pathlib
 import sys
 from typing import Any, Dict, List, Sequence, Tuple
 
+from runners.vertex import settings as vertex_settings
 from tfx_pipeline import config as pipeline_config
-from tfx_pipeline import vertex_settings
 
 REPO_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
 # The flags of TFX's container entrypoints; every other argument is a Beam one.

@@ -6,7 +6,7 @@ import sys
 
 from runners.vertex_rehearsal import substitutions
 from runners.vertex_rehearsal.gcs import GcsMapping
-from tfx_pipeline import vertex_settings
+from runners.vertex import settings as vertex_settings
 
 
 def test_gcs_uris_map_under_the_root_also_inside_json(tmp_path):

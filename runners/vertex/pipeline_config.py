@@ -1,0 +1,34 @@
+"""The `PipelineConfig` that the Vertex pipeline is built from."""
+
+import json
+
+from runners.vertex import dataflow
+from runners.vertex import worker_pool
+from runners.vertex.settings import IMAGE_SCHEMA_FILE
+from runners.vertex.settings import VertexSettings
+from tfx_pipeline import config as config_lib
+
+
+def to_pipeline_config(settings: VertexSettings) -> config_lib.PipelineConfig:
+  """The `PipelineConfig` of the Vertex pipeline (settings must be valid)."""
+  return config_lib.PipelineConfig(
+      pipeline_root=settings.pipeline_root,
+      data_root=settings.data_root,
+      pipeline_name=settings.pipeline_name,
+      train_pattern=settings.train_pattern,
+      eval_pattern=settings.eval_pattern,
+      experiment=settings.experiment,
+      params_override=json.dumps(worker_pool.trainer_params_override(settings),
+                                 sort_keys=True),
+      train_steps=settings.train_steps,
+      eval_steps=settings.eval_steps,
+      materialize=settings.materialize,
+      push_dir=settings.push_dir,
+      pq_lower_bound=settings.pq_lower_bound,
+      pq_regression_tolerance=settings.pq_regression_tolerance,
+      warm_start=settings.warm_start,
+      init_checkpoint=settings.init_checkpoint,
+      beam_pipeline_args=dataflow.dataflow_beam_pipeline_args(settings),
+      enable_cache=settings.enable_cache,
+      schema_file=IMAGE_SCHEMA_FILE,
+      vertex_training=worker_pool.vertex_training_config(settings))
