@@ -12,6 +12,7 @@ from tfx_pipeline import data_validation
 from tfx_pipeline import evaluation
 from tfx_pipeline import pusher as pusher_lib
 from tfx_pipeline.config import PipelineConfig
+from tfx_pipeline.report import component as report_component
 
 
 def create_components(config: PipelineConfig) -> List[BaseNode]:
@@ -36,8 +37,16 @@ def create_components(config: PipelineConfig) -> List[BaseNode]:
       anomalies=example_validator.outputs['anomalies'])
   data_components = [example_gen, schema_gen, statistics_gen,
                      example_validator, data_gate]
+  report_inputs = dict(statistics=statistics_gen.outputs['statistics'],
+                       schema=schema_gen.outputs['schema'],
+                       anomalies=example_validator.outputs['anomalies'],
+                       examples=example_gen.outputs['examples'],
+                       pipeline_name=config.pipeline_name)
   if config.data_validation_only:
-    return data_components
+    # The review page of the data half (runs only when the gate passed).
+    report = report_component.ReviewReport(**report_inputs)
+    report.add_upstream_node(data_gate)
+    return data_components + [report]
 
   transform = tfx.components.Transform(
       examples=example_gen.outputs['examples'],
@@ -105,8 +114,16 @@ def create_components(config: PipelineConfig) -> List[BaseNode]:
       # Never pushes the same model twice (e.g. a cached rerun).
       custom_executor_spec=executor_spec.ExecutorClassSpec(
           pusher_lib.Executor))
+  # Last: the review page of the run, from these artifacts only.
+  report = report_component.ReviewReport(
+      model=trainer.outputs['model'],
+      model_run=trainer.outputs['model_run'],
+      evaluation=evaluator.outputs['evaluation'],
+      blessing=evaluator.outputs['blessing'],
+      pushed_model=pusher.outputs['pushed_model'], **report_inputs)
+  report.add_upstream_node(data_gate)
   return data_components + [transform, baseline_resolver, trainer, evaluator,
-                            pusher]
+                            pusher, report]
 
 
 def create_pipeline(config: PipelineConfig,

@@ -35,6 +35,7 @@ import numpy as np
 from PIL import Image
 
 from schemas import load_categories
+from tfx_pipeline import segment_images
 from tfx_pipeline.sample_data import encode_segment_ids
 
 PREDICTIONS_JSON = 'predictions.json'
@@ -43,7 +44,6 @@ OVERLAYS_DIR = 'overlays'
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png')
 SERVING_DEFAULT = 'serving_default'
 SERVING_IMAGE = 'serving_image'
-OVERLAY_ALPHA = 0.55
 
 PathLike = Union[str, pathlib.Path]
 
@@ -175,49 +175,14 @@ def segment_id_map(outputs: Mapping[str, np.ndarray]
   return ids, infos
 
 
-def nearest_resize(values: np.ndarray, size: Sequence[int]) -> np.ndarray:
-  """Nearest-neighbour resize sampling pixel centres: output pixel y reads
-  input pixel ⌊(y + ½)·h_in / h_out⌋ (the transform's convention)."""
-  in_height, in_width = values.shape[:2]
-  out_height, out_width = int(size[0]), int(size[1])
-  rows = np.minimum(((np.arange(out_height) + 0.5) * in_height /
-                     out_height).astype(np.int64), in_height - 1)
-  cols = np.minimum(((np.arange(out_width) + 0.5) * in_width /
-                     out_width).astype(np.int64), in_width - 1)
-  return values[rows[:, None], cols[None, :]]
-
-
-def to_original_size(ids: np.ndarray, pixel_valid: np.ndarray,
-                     original_size: Sequence[int]) -> np.ndarray:
-  """Crops the padding off an S × S map and resizes it to the image size."""
-  valid = np.asarray(pixel_valid) > 0
-  height = int(valid.any(axis=1).sum())
-  width = int(valid.any(axis=0).sum())
-  return nearest_resize(ids[:height, :width], original_size)
-
-
-def _category_colours() -> Dict[int, np.ndarray]:
-  return {int(category['id']): np.asarray(category['color'], np.float32)
-          for category in load_categories()}
-
-
 def overlay_image(image: np.ndarray, ids: np.ndarray,
                   infos: Sequence[Mapping[str, Any]],
-                  colours: Mapping[int, np.ndarray]) -> np.ndarray:
-  """The image and the segments over it (category colours, white borders),
-  side by side, uint8 [H, 2W, 3]."""
-  image = image.astype(np.float32)
-  blended = image.copy()
-  for info in infos:
-    pixels = ids == info['id']
-    blended[pixels] = ((1 - OVERLAY_ALPHA) * image[pixels] +
-                       OVERLAY_ALPHA * colours[info['category_id']])
-  border = np.zeros(ids.shape, bool)
-  border[:, 1:] |= ids[:, 1:] != ids[:, :-1]
-  border[1:, :] |= ids[1:, :] != ids[:-1, :]
-  blended[border] = 255.0
-  side_by_side = np.concatenate([image, blended], axis=1)
-  return np.clip(np.round(side_by_side), 0, 255).astype(np.uint8)
+                  colours: segment_images.Colours) -> np.ndarray:
+  """The image and its segments overlaid (`segment_images.overlay`), side
+  by side, uint8 [H, 2W, 3]."""
+  category, instance = segment_images.masks_of_segments(ids, infos)
+  blended = segment_images.overlay(image, category, instance, colours)
+  return np.concatenate([image.astype(np.uint8), blended], axis=1)
 
 
 def _batches(items: Iterator[InputImage],
@@ -242,7 +207,7 @@ class PredictionWriter:
     self.overlays_dir = output_dir / OVERLAYS_DIR
     self.predictions_dir.mkdir(parents=True, exist_ok=True)
     self.overlays_dir.mkdir(parents=True, exist_ok=True)
-    self._colours = _category_colours()
+    self._colours = segment_images.category_colours()
     self._annotations = []
     self._num_segments = 0
 
@@ -250,8 +215,8 @@ class PredictionWriter:
     """Writes one image's PNG and overlay from its serving outputs (numpy,
     without the batch axis)."""
     ids, infos = segment_id_map(outputs)
-    ids = to_original_size(ids, outputs['pixel_valid'],
-                           outputs['original_size'])
+    ids = segment_images.to_original_size(ids, outputs['pixel_valid'],
+                                          outputs['original_size'])
     present = set(np.unique(ids).tolist())
     infos = [info for info in infos if info['id'] in present]
     file_name = f'{item.name}.png'

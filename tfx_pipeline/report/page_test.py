@@ -1,5 +1,5 @@
-"""Tests of the review report on a real pipeline run that stops at the gate,
-and of its pure helpers on small inputs."""
+"""The review page of a real pipeline run that stops at the data gate, read
+from the pipeline root's ML Metadata (`maskformer-tfx report`)."""
 
 import argparse
 import html.parser
@@ -7,15 +7,11 @@ import pathlib
 import sqlite3
 from typing import Dict, List
 
-import numpy as np
 import pytest
-import tensorflow as tf
-import tensorflow_model_analysis as tfma
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from schemas import RAW_SCHEMA_FILE, load_categories, schema_path
-from tfx_pipeline import evaluation
+from schemas import RAW_SCHEMA_FILE, schema_path
 from tfx_pipeline import report
 
 # The shared gate_stopped_run fixture's sample (root conftest.py).
@@ -193,132 +189,3 @@ def test_report_subcommand_writes_the_named_run(gate_stopped_root, tmp_path,
   args = parser.parse_args(['report', str(tmp_path / 'no_root')])
   assert args.handler(args) == 1
   assert 'No ML Metadata' in capsys.readouterr().err
-
-
-def test_read_scalar_summaries_returns_what_was_written(tmp_path):
-  written = {'train': {'total_loss': [(1, 3.0), (2, 2.5)],
-                       'learning_rate': [(1, 1e-4), (2, 5e-5)]},
-             'validation': {'pq': [(2, 0.125)]}}
-  for subdir, tags in written.items():
-    writer = tf.summary.create_file_writer(str(tmp_path / subdir))
-    with writer.as_default():
-      for tag, points in tags.items():
-        for step, value in points:
-          tf.summary.scalar(tag, value, step=step)
-      tf.summary.text('note', 'not a scalar', step=1)
-    writer.close()
-  series = report.read_scalar_summaries(str(tmp_path))
-  assert set(series) == set(written)
-  for subdir, tags in written.items():
-    assert set(series[subdir]) == set(tags)
-    for tag, points in tags.items():
-      steps, values = zip(*series[subdir][tag])
-      assert list(steps) == [step for step, _ in points]
-      np.testing.assert_allclose(values, [value for _, value in points],
-                                 rtol=1e-6)
-
-
-def test_segment_colours_separate_segments_and_leave_void_black():
-  colours = {int(c['id']): tuple(c['color']) for c in load_categories()}
-  category = np.array([[0, 0, 1, 1],
-                       [0, 0, 1, 1],
-                       [1, 1, 1, 1],
-                       [184, 184, 184, 184]])
-  instance = np.array([[0, 0, 1, 1],
-                       [0, 0, 1, 1],
-                       [2, 2, 1, 1],
-                       [0, 0, 0, 0]])
-  colour, boundary = report.segment_colours(category, instance, colours)
-  segments = {}
-  for y in range(4):
-    for x in range(4):
-      segments.setdefault((category[y, x], instance[y, x]), set()).add(
-          tuple(colour[y, x]))
-  assert all(len(pixel_colours) == 1 for pixel_colours in segments.values())
-  assert len({next(iter(c)) for c in segments.values()}) == len(segments)
-  assert segments[(0, 0)] == {(0, 0, 0)}
-  assert segments[(184, 0)] == {colours[184]}
-  # A pixel is on a boundary iff a 4-neighbour is in another segment.
-  ids = category * 10 + instance
-  padded = np.pad(ids, 1, mode='edge')
-  expected = ((padded[1:-1, 1:-1] != padded[:-2, 1:-1]) |
-              (padded[1:-1, 1:-1] != padded[2:, 1:-1]) |
-              (padded[1:-1, 1:-1] != padded[1:-1, :-2]) |
-              (padded[1:-1, 1:-1] != padded[1:-1, 2:]))
-  np.testing.assert_array_equal(boundary, expected)
-
-
-def test_prediction_at_image_size_crops_the_padding_and_resizes():
-  rng = np.random.default_rng(0)
-  valid_map = rng.integers(0, 5, (4, 6))
-  mask = np.zeros((8, 8), np.int32)
-  mask[:4, :6] = valid_map
-  mask[4:, :] = 99  # Padding below and right of the image.
-  mask[:, 6:] = 99
-  pixel_valid = np.zeros((8, 8), np.int32)
-  pixel_valid[:4, :6] = 1
-  resized = report.prediction_at_image_size(mask, pixel_valid, (12, 18))
-  np.testing.assert_array_equal(resized,
-                                np.repeat(np.repeat(valid_map, 3, 0), 3, 1))
-
-
-def test_threshold_lines_state_the_eval_config_bounds():
-  lines = report.threshold_lines(evaluation.eval_config(0.3, 0.001))
-  assert 'pq ≥ 0.3' in lines
-  assert any(line.startswith('pq (candidate) − pq (baseline) ≥ -0.001')
-             for line in lines)
-  assert len(lines) == 2
-
-
-def test_threshold_lines_read_metrics_spec_thresholds_too():
-  config = tfma.EvalConfig(metrics_specs=[tfma.MetricsSpec(
-      metrics=[tfma.MetricConfig(class_name='ExampleCount')],
-      thresholds={'example_count': tfma.MetricThreshold(
-          value_threshold=tfma.GenericValueThreshold(
-              lower_bound={'value': 2}, upper_bound={'value': 10}))})])
-  assert report.threshold_lines(config) == ['example_count ≥ 2',
-                                            'example_count ≤ 10']
-
-
-def test_overlay_keeps_void_pixels_and_tints_segments():
-  image = np.full((3, 5, 3), 100, np.uint8)
-  category = np.zeros((3, 5), np.int64)
-  category[:, 2:] = 1
-  blended = report.overlay(image, category, np.zeros_like(category),
-                           {1: (255, 0, 0)})
-  # Void (columns 0, 1) keeps the image except on the boundary (column 1);
-  # the segment is tinted inside and white on its boundary (column 2).
-  np.testing.assert_array_equal(blended[:, 0], np.full((3, 3), 100))
-  np.testing.assert_array_equal(blended[:, 1:3], np.full((3, 2, 3), 255))
-  alpha = report.SEGMENT_OVERLAY_ALPHA
-  tinted = np.floor(100 * (1 - alpha) + np.array([255, 0, 0]) * alpha)
-  np.testing.assert_allclose(blended[:, 3:], np.broadcast_to(tinted, (3, 2, 3)),
-                             atol=1)
-
-
-def test_per_class_pq_is_sorted_and_named_from_the_category_file():
-  categories = load_categories()
-  rng = np.random.default_rng(1)
-  values = {f'pq_class_{c["id"]}': float(rng.choice([0.0, 0.25, 0.5, 0.9]))
-            for c in categories}
-  rows = report.per_class_pq({**values, 'pq': 0.4, 'sq_things': 0.7})
-  expected = sorted(
-      ((c['name'], c['isthing'] == 1, values[f'pq_class_{c["id"]}'])
-       for c in categories), key=lambda row: (-row[2], row[0]))
-  assert rows == expected
-
-
-def test_quality_table_shows_baseline_and_difference():
-  candidate = {'pq': 0.4, 'sq': 0.75, 'rq': 0.5, 'pq_things': 0.3,
-               'sq_things': 0.7, 'rq_things': 0.4, 'pq_stuff': 0.5,
-               'sq_stuff': 0.8, 'rq_stuff': 0.6}
-  baseline = {name: value - 0.0625 for name, value in candidate.items()}
-  parsed = _parse('<section id="quality">'
-                  + report.quality_table(candidate, baseline)
-                  + '</section>')
-  text = _text(parsed, 'quality')
-  for name, value in candidate.items():
-    assert f'{value:.4f} baseline {baseline[name]:.4f}, Δ +0.0625' in text
-  # It says which PQ it is: the gate's, not COCO's.
-  assert "gate's PQ" in text and 'crowd regions are void' in text
-  assert 'evaluate-coco' in text

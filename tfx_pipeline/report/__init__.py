@@ -1,0 +1,22 @@
+"""Review report: one self-contained HTML page per pipeline run.
+
+* `run_record`: what a page is built from (a run's artifacts by node and
+  output key); `mlmd_run`: such a record read from a local root's ML Metadata.
+* `page`: the page (`build_report_html`), one module per section
+  (`data_section`, `quality_section`, `training_section`,
+  `examples_section`, `provenance_section`) on `html_parts`.
+* `component`: the ReviewReport TFX component, last in the pipeline, which
+  builds the page from its input artifacts only (local and Vertex runs).
+* `local_root` and `cli`: `maskformer-tfx report PIPELINE_ROOT` and the
+  report at the end of `maskformer-tfx run`.
+
+Importing this package is cheap (TensorFlow, TFX, ML Metadata and
+matplotlib load inside the functions), so the CLI can register `report`
+without slowing `--help`.
+"""
+
+from tfx_pipeline.report.cli import add_report_parser
+from tfx_pipeline.report.local_root import report_after_run
+from tfx_pipeline.report.local_root import write_report
+from tfx_pipeline.report.page import SECTIONS
+from tfx_pipeline.report.run_record import ReportError

@@ -1,0 +1,116 @@
+"""ReviewReport: the TFX component that writes a run's review page.
+
+Placed last in the pipeline (`tfx_pipeline.pipeline.create_components`), it
+builds the page (`page.build_report_html`) from its input artifacts only:
+no ML Metadata and no access to the pipeline root, so every run, local or
+on Vertex AI Pipelines, gets `report.html` in its `report` output artifact.
+Inputs after the data gate are optional: a data-validation-only pipeline
+wires statistics, schema and anomalies only, and the model sections then
+say why they are not available.
+"""
+
+import os
+from typing import Any, Dict, List, Optional
+
+from tfx import types
+from tfx.dsl.components.base import base_component
+from tfx.dsl.components.base import base_executor
+from tfx.dsl.components.base import executor_spec
+from tfx.types import component_spec
+from tfx.types import standard_artifacts
+
+from tfx_pipeline.report import local_root
+from tfx_pipeline.report import page
+from tfx_pipeline.report import run_record
+
+PIPELINE_NAME_KEY = 'pipeline_name'
+NUM_EXAMPLES_KEY = 'num_examples'
+# Nodes without outputs that ran before the report (shown as complete).
+_PASSED_GATE = 'DataValidationGate'
+
+
+class ReviewReportPage(types.Artifact):
+  """A directory holding the review page `report.html` of a run."""
+  # KFP (Vertex) needs custom type names like `<namespace>.<Name>`.
+  TYPE_NAME = 'maskformer.ReviewReport'
+
+
+_INPUT_TYPES = {
+    'statistics': standard_artifacts.ExampleStatistics,
+    'schema': standard_artifacts.Schema,
+    'anomalies': standard_artifacts.ExampleAnomalies,
+    'examples': standard_artifacts.Examples,
+    'model': standard_artifacts.Model,
+    'model_run': standard_artifacts.ModelRun,
+    'evaluation': standard_artifacts.ModelEvaluation,
+    'blessing': standard_artifacts.ModelBlessing,
+    'pushed_model': standard_artifacts.PushedModel,
+}
+# The data half always exists; the rest only in a pipeline with a model.
+_REQUIRED_INPUTS = ('statistics', 'schema', 'anomalies')
+assert set(_INPUT_TYPES) == set(run_record.COMPONENT_INPUTS)
+
+
+class ReviewReportSpec(types.ComponentSpec):
+  """Inputs: the run's artifacts; output: the page."""
+  PARAMETERS = {
+      PIPELINE_NAME_KEY: component_spec.ExecutionParameter(type=str),
+      NUM_EXAMPLES_KEY: component_spec.ExecutionParameter(type=int),
+  }
+  INPUTS = {
+      name: component_spec.ChannelParameter(
+          type=artifact_type, optional=name not in _REQUIRED_INPUTS)
+      for name, artifact_type in _INPUT_TYPES.items()
+  }
+  OUTPUTS = {
+      local_root.REPORT_OUTPUT: component_spec.ChannelParameter(
+          type=ReviewReportPage),
+  }
+
+
+class Executor(base_executor.BaseExecutor):
+  """Writes `report.html` into the output artifact from the inputs."""
+
+  def Do(self, input_dict: Dict[str, List[types.Artifact]],
+         output_dict: Dict[str, List[types.Artifact]],
+         exec_properties: Dict[str, Any]) -> None:
+    artifacts = {name: (input_dict.get(name) or [None])[0]
+                 for name in _INPUT_TYPES}
+    run_id = ''
+    if self._context is not None:
+      run_id = self._context.pipeline_run_id or ''
+    run = run_record.from_artifacts(
+        artifacts, exec_properties.get(PIPELINE_NAME_KEY) or '', run_id,
+        passed_nodes=(_PASSED_GATE,))
+    html = page.build_report_html(
+        run, int(exec_properties.get(NUM_EXAMPLES_KEY)
+                 or page.DEFAULT_NUM_EXAMPLES))
+    output = output_dict[local_root.REPORT_OUTPUT][0]
+    page.write_page(html, os.path.join(output.uri, local_root.REPORT_FILE))
+
+
+class ReviewReport(base_component.BaseComponent):
+  """The review page of the run, as an artifact (see the module docstring).
+
+  Give every input the pipeline has; absent optional inputs (no model in a
+  data-validation-only pipeline) make their sections say so.
+  """
+  SPEC_CLASS = ReviewReportSpec
+  EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+  def __init__(self, statistics: types.BaseChannel,
+               schema: types.BaseChannel, anomalies: types.BaseChannel,
+               pipeline_name: str,
+               num_examples: int = page.DEFAULT_NUM_EXAMPLES,
+               **optional_inputs: Optional[types.BaseChannel]):
+    unknown = set(optional_inputs) - set(_INPUT_TYPES)
+    if unknown:
+      raise TypeError(f'ReviewReport has no input(s) {sorted(unknown)}; '
+                      f'inputs: {sorted(_INPUT_TYPES)}')
+    spec = ReviewReportSpec(
+        statistics=statistics, schema=schema, anomalies=anomalies,
+        **{name: channel for name, channel in optional_inputs.items()
+           if channel is not None},
+        pipeline_name=pipeline_name, num_examples=num_examples,
+        report=types.Channel(type=ReviewReportPage))
+    super().__init__(spec=spec)

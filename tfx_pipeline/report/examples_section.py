@@ -1,0 +1,101 @@
+"""The Examples section: eval images with their ground truth and the
+exported model's prediction overlaid (`tfx_pipeline.segment_images`, the
+same maps and overlay style as `maskformer-tfx predict`)."""
+
+import os
+from typing import Any, List, Mapping, Sequence, Tuple
+
+import numpy as np
+
+from tfx_pipeline import segment_images
+from tfx_pipeline.report import html_parts as h
+from tfx_pipeline.report import run_record
+
+
+def _decode(feature: Any, channels: int) -> np.ndarray:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf.io.decode_image(feature.bytes_list.value[0], channels=channels,
+                            expand_animations=False).numpy()
+
+
+def _eval_records(examples_uri: str, count: int) -> List[bytes]:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, 'Split-eval',
+                                               '*')))
+  if not files:
+    raise run_record.Unavailable(f'no eval split files in {examples_uri}')
+  dataset = tf.data.TFRecordDataset(files, compression_type='GZIP')
+  return [record.numpy() for record in dataset.take(count)]
+
+
+def _legend(category_ids: Sequence[int], names: Mapping[int, str],
+            colours: Mapping[int, Tuple[int, int, int]]) -> str:
+  items = ''.join(
+      f'<span class="legend-item"><span class="swatch" style="background:'
+      f'rgb{tuple(colours.get(i, segment_images.UNKNOWN_COLOUR))}"></span>'
+      f'{h.e(names.get(i, i))}</span>' for i in category_ids)
+  return f'<div class="legend">{items}</div>'
+
+
+def _examples_html(run: run_record.PipelineRun, num_examples: int) -> str:
+  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  from tfx.utils import path_utils
+  from trainer_module import export
+  # pylint: enable=g-import-not-at-top
+  model = run.output('Trainer', 'model')
+  examples = run.output('ImportExampleGen', 'examples')
+  serving_dir = path_utils.serving_model_path(model.uri)
+  if not tf.io.gfile.isdir(serving_dir):
+    raise run_record.Unavailable(f'no exported model in {serving_dir}')
+  records = _eval_records(examples.uri, num_examples)
+  loaded = tf.saved_model.load(serving_dir)
+  serve = loaded.signatures[export.SERVING_DEFAULT]
+  outputs = {key: value.numpy()
+             for key, value in serve(**{export.EXAMPLES_INPUT: tf.constant(records)}).items()}
+  names = segment_images.category_names()
+  colours = segment_images.category_colours()
+  blocks = []
+  for index, record in enumerate(records):
+    features = tf.train.Example.FromString(record).features.feature
+    image = _decode(features['image/encoded'], 3)
+    gt_category = _decode(features['image/panoptic/category_mask'], 1)[..., 0]
+    gt_instance = _decode(features['image/panoptic/instance_mask'], 1)[..., 0]
+    size = gt_category.shape
+    pred_category, pred_instance = (
+        segment_images.to_original_size(outputs[key][index],
+                                        outputs['pixel_valid'][index],
+                                        outputs['original_size'][index])
+        for key in ('category_mask', 'instance_mask'))
+    if pred_category.shape != size:
+      raise run_record.Unavailable(f'the model\'s original_size {pred_category.shape} '
+                        f'differs from the image size {size}')
+    source_id = features['image/source_id'].bytes_list.value[0].decode()
+    present = sorted((set(np.unique(gt_category)) |
+                      set(np.unique(pred_category))) - {0})
+    panels = ''.join(
+        f'<figure>{h.png_img(array, f"{title} {source_id}")}'
+        f'<figcaption>{h.e(title)}</figcaption></figure>'
+        for title, array in (
+            ('image', image),
+            ('ground truth', segment_images.overlay(
+                image, gt_category, gt_instance, colours)),
+            ('prediction' if pred_category.any() else
+             'prediction (no segment: all void)',
+             segment_images.overlay(image, pred_category, pred_instance,
+                                    colours))))
+    blocks.append(f'<div class="example-row"><p>Image '
+                  f'<code>{h.e(source_id)}</code> ({size[1]}×{size[0]})</p>'
+                  f'<div class="panels">{panels}</div>'
+                  f'{_legend([int(i) for i in present], names, colours)}</div>')
+  return (f'<p>{len(records)} eval images of <code>{h.e(examples.uri)}</code> '
+          f'through the exported model <code>{h.e(serving_dir)}</code> '
+          f'(signature {export.SERVING_DEFAULT}); segments coloured by '
+          'category, instances shifted in shade, void not coloured.</p>'
+          + ''.join(blocks))
+
+
+def examples_section(run: run_record.PipelineRun, num_examples: int) -> str:
+  return h.subsection('Ground truth and predictions',
+                      lambda: _examples_html(run, num_examples))
+

@@ -1,0 +1,115 @@
+"""One "model output -> original size" and one overlay style for predict,
+evaluate-coco and the review report."""
+
+import numpy as np
+from PIL import Image
+
+from schemas import load_categories
+from tfx_pipeline import predict
+from tfx_pipeline import segment_images
+
+
+def test_segment_colours_separate_segments_and_leave_void_black():
+  colours = segment_images.category_colours()
+  category = np.array([[0, 0, 1, 1],
+                       [0, 0, 1, 1],
+                       [1, 1, 1, 1],
+                       [184, 184, 184, 184]])
+  instance = np.array([[0, 0, 1, 1],
+                       [0, 0, 1, 1],
+                       [2, 2, 1, 1],
+                       [0, 0, 0, 0]])
+  colour, boundary = segment_images.segment_colours(category, instance, colours)
+  segments = {}
+  for y in range(4):
+    for x in range(4):
+      segments.setdefault((category[y, x], instance[y, x]), set()).add(
+          tuple(colour[y, x]))
+  assert all(len(pixel_colours) == 1 for pixel_colours in segments.values())
+  assert len({next(iter(c)) for c in segments.values()}) == len(segments)
+  assert segments[(0, 0)] == {(0, 0, 0)}
+  assert segments[(184, 0)] == {colours[184]}
+  # A pixel is on a boundary iff a 4-neighbour is in another segment.
+  ids = category * 10 + instance
+  padded = np.pad(ids, 1, mode='edge')
+  expected = ((padded[1:-1, 1:-1] != padded[:-2, 1:-1]) |
+              (padded[1:-1, 1:-1] != padded[2:, 1:-1]) |
+              (padded[1:-1, 1:-1] != padded[1:-1, :-2]) |
+              (padded[1:-1, 1:-1] != padded[1:-1, 2:]))
+  np.testing.assert_array_equal(boundary, expected)
+
+
+def test_overlay_keeps_void_pixels_and_tints_segments():
+  image = np.full((3, 5, 3), 100, np.uint8)
+  category = np.zeros((3, 5), np.int64)
+  category[:, 2:] = 1
+  blended = segment_images.overlay(image, category, np.zeros_like(category),
+                           {1: (255, 0, 0)})
+  # Void (columns 0, 1) keeps the image except on the boundary (column 1);
+  # the segment is tinted inside and white on its boundary (column 2).
+  np.testing.assert_array_equal(blended[:, 0], np.full((3, 3), 100))
+  np.testing.assert_array_equal(blended[:, 1:3], np.full((3, 2, 3), 255))
+  alpha = segment_images.OVERLAY_ALPHA
+  tinted = np.floor(100 * (1 - alpha) + np.array([255, 0, 0]) * alpha)
+  np.testing.assert_allclose(blended[:, 3:], np.broadcast_to(tinted, (3, 2, 3)),
+                             atol=1)
+
+
+def test_to_original_size_crops_the_padding_and_resizes():
+  rng = np.random.default_rng(0)
+  valid_map = rng.integers(0, 5, (4, 6))
+  mask = np.zeros((8, 8), np.int32)
+  mask[:4, :6] = valid_map
+  mask[4:, :] = 99  # Padding below and right of the image.
+  mask[:, 6:] = 99
+  pixel_valid = np.zeros((8, 8), np.int32)
+  pixel_valid[:4, :6] = 1
+  resized = segment_images.to_original_size(mask, pixel_valid, (12, 18))
+  np.testing.assert_array_equal(resized,
+                                np.repeat(np.repeat(valid_map, 3, 0), 3, 1))
+
+
+def test_half_way_rows_follow_the_pixel_centre_rule_not_pils_rounding():
+  # 2 rows -> 7: output row 3 samples at (3 + 0.5) * 2 / 7 = 1.0 exactly,
+  # i.e. input row 1. PIL's NEAREST (the report's old implementation) took
+  # row 0 there: predict's and the report's maps differed by that row.
+  values = np.array([[10, 10, 10], [20, 20, 20]], np.int32)
+  resized = segment_images.to_original_size(values, np.ones((2, 3)), (7, 3))
+  np.testing.assert_array_equal(resized[:, 0], [10, 10, 10, 20, 20, 20, 20])
+  pil = np.asarray(Image.fromarray(values).resize((3, 7), Image.NEAREST))
+  assert pil[3, 0] == 10  # The row the two old implementations disagreed on.
+  # Each output pixel reads input row floor((y + 0.5) * h_in / h_out).
+  for in_height, out_height in ((2, 7), (5, 13), (64, 100), (100, 64)):
+    column = np.arange(in_height)[:, None]
+    expected = [int(np.floor((y + 0.5) * in_height / out_height))
+                for y in range(out_height)]
+    np.testing.assert_array_equal(
+        segment_images.nearest_resize(column, (out_height, 1))[:, 0],
+        expected)
+
+
+def test_no_valid_pixel_gives_an_all_void_map_of_the_image_size():
+  resized = segment_images.to_original_size(
+      np.full((4, 4), 7, np.int32), np.zeros((4, 4)), (5, 3))
+  np.testing.assert_array_equal(resized, np.zeros((5, 3)))
+
+
+def test_predict_overlays_are_the_report_overlays_of_its_segments():
+  # A thing (id 1, instance shade) and a stuff segment (id 2), void around.
+  things = [c for c in load_categories() if c['isthing'] == 1]
+  stuff = [c for c in load_categories() if c['isthing'] == 0]
+  ids = np.zeros((6, 8), np.int64)
+  ids[1:4, 1:4] = 1
+  ids[:, 5:] = 2
+  infos = [{'id': 1, 'category_id': things[0]['id'], 'isthing': 1},
+           {'id': 2, 'category_id': stuff[0]['id'], 'isthing': 0}]
+  image = np.random.default_rng(3).integers(0, 256, (6, 8, 3), np.uint8)
+  colours = segment_images.category_colours()
+  side_by_side = predict.overlay_image(image, ids, infos, colours)
+  category = np.where(ids == 1, things[0]['id'],
+                      np.where(ids == 2, stuff[0]['id'], 0))
+  instance = np.where(ids == 1, 1, 0)
+  np.testing.assert_array_equal(side_by_side[:, :8], image)
+  np.testing.assert_array_equal(
+      side_by_side[:, 8:],
+      segment_images.overlay(image, category, instance, colours))
