@@ -14,11 +14,12 @@ DEFAULT_PQ_LOWER_BOUND = 0.2
 # regression. See README, "Retraining on new data".
 DEFAULT_PQ_REGRESSION_TOLERANCE = 0.01
 
-# Local Beam: in-process DirectRunner (Dataflow args come from the Vertex runner).
-DEFAULT_LOCAL_BEAM_ARGS = (
-    '--direct_running_mode=in_memory',
-    '--direct_num_workers=1',
-)
+# Local Beam: in-process DirectRunner (Dataflow args come from the Vertex
+# runner) with its defaults, in_memory and one worker. No arguments: given any,
+# every TFX Beam executor first builds an sdist of TFX for remote workers
+# (dependency_utils.make_beam_dependency_flags; 4-15 s per component here),
+# which an in-process runner never uses.
+DEFAULT_LOCAL_BEAM_ARGS = ()
 
 
 @dataclasses.dataclass
