@@ -11,12 +11,12 @@
 
 ARG PYTHON_VERSION=3.10
 # Must equal apache-beam in requirements.lock: Dataflow workers run this
-# image's Beam SDK with this image's boot program.
-ARG BEAM_VERSION=2.74.0
+# image's Beam SDK with this image's boot program. 2.59.0 is the Beam that
+# TFX 1.16 (and its tfx-bsl, TFT, TFDV, TFMA) was released and tested with.
+ARG BEAM_VERSION=2.59.0
 
-# The Beam SDK image is python:3.10-slim plus Beam's worker boot program; the
-# TFX image (gcr.io/tfx-oss-public/tfx:1.16.0) would bring an older Beam than
-# the lock file's.
+# The Beam SDK image is python:3.10-slim plus Beam's worker boot program, at
+# the lock's Beam version; requirements.lock is installed over it.
 FROM apache/beam_python${PYTHON_VERSION}_sdk:${BEAM_VERSION} AS pipeline
 
 # Must equal runners.vertex.settings.IMAGE_PACKAGE_DIR: the compiled

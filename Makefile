@@ -44,7 +44,7 @@ test: $(STAMP)
 lock:
 	rm -rf /tmp/maskformer-tfx-lock && $(PYTHON310) -m venv /tmp/maskformer-tfx-lock
 	/tmp/maskformer-tfx-lock/bin/python -m pip install --quiet --upgrade "pip==26.3" "setuptools==84.2.1" "wheel==0.48.0"
-	/tmp/maskformer-tfx-lock/bin/python -m pip install "tfx[kfp]==1.16.0" tf-models-official==2.16.0 \
+	/tmp/maskformer-tfx-lock/bin/python -m pip install "tfx[kfp]==1.16.0" tf-models-official==2.16.0 "apache-beam[gcp]==2.59.0" \
 	  kfp==2.5.0 pycocotools dill pytest panopticapi-lite
 	/tmp/maskformer-tfx-lock/bin/python -m pip freeze --exclude-editable > requirements.lock
 

@@ -4,10 +4,12 @@ in a pipeline root (new data, a degraded candidate, a cached rerun, warm
 start) are in test_continuous_training.py."""
 
 import pathlib
+import re
 
 import tensorflow_model_analysis as tfma
 
-from tests.pipeline_helpers import E2E_PQ_LOWER_BOUND, pushed_versions
+from tests.pipeline_helpers import E2E_PQ_LOWER_BOUND, E2E_TRAIN_STEPS
+from tests.pipeline_helpers import pushed_versions
 from tfx_pipeline import run_summary
 
 
@@ -35,3 +37,14 @@ def test_trained_model_is_evaluated_blessed_and_pushed(trained_run):
   assert f"pq {candidate['pq']:.4f}" in stdout
   assert 'Gate: BLESSED' in stdout
   assert 'Pushed model: ' + str(pipeline_root / 'pushed_models') in stdout
+
+
+def test_trainer_progress_reaches_the_terminal(trained_run):
+  _, result = trained_run
+  stdout = result.stdout
+  training = stdout[stdout.index('Trainer started'):
+                    stdout.index('Trainer finished')]
+  steps = [int(step) for step in re.findall(
+      r'Trainer: step (\d+)/' + str(E2E_TRAIN_STEPS) +
+      r'  loss [\d.]+  [\d.]+ steps/s  ETA \d\d:\d\d', training)]
+  assert steps and steps[-1] == E2E_TRAIN_STEPS, training

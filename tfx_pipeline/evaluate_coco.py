@@ -26,8 +26,10 @@ from typing import Any, Dict, Iterator, List, Mapping, Union
 import numpy as np
 from PIL import Image
 
+from tfx_pipeline import cli_args
 from tfx_pipeline import predict
 from tfx_pipeline.sample_data import decode_segment_ids
+from trainer_module import progress as train_progress
 
 PQ_JSON = 'pq.json'
 PathLike = Union[str, pathlib.Path]
@@ -149,7 +151,8 @@ def evaluate_coco(model_dir: PathLike, images_dir: PathLike,
   writer = predict.PredictionWriter(output_dir)
   predict.predict_images(
       model, _inputs(ground_truth, images_dir), writer, batch_size,
-      progress=lambda done: progress(f'  predicted {done}/{num_images}'))
+      progress=train_progress.RateProgress(
+          num_images, 'images', progress, prefix='  predicted ').update)
   summary = writer.finish()
   progress(f'Scoring with the COCO panoptic rules against {panoptic_dir} ...')
   result = coco_panoptic_quality_of_files(
@@ -211,6 +214,6 @@ def add_evaluate_coco_parser(subparsers: Any) -> None:
                       'annotations/panoptic_val2017/).')
   parser.add_argument('--output', required=True, type=pathlib.Path,
                       help='Output directory (created).')
-  parser.add_argument('--batch-size', type=predict._batch_size, default=8,  # pylint: disable=protected-access
+  parser.add_argument('--batch-size', type=cli_args.positive_int, default=8,
                       help='Images per model call (default 8).')
   parser.set_defaults(handler=_evaluate_coco_command)

@@ -36,7 +36,9 @@ from PIL import Image
 
 from schemas import load_categories
 from tfx_pipeline import segment_images
+from tfx_pipeline import cli_args
 from tfx_pipeline.sample_data import encode_segment_ids
+from trainer_module import progress as train_progress
 
 PREDICTIONS_JSON = 'predictions.json'
 PREDICTIONS_DIR = 'predictions'
@@ -113,6 +115,11 @@ def _record_files(input_path: PathLike) -> List[str]:
   return files
 
 
+def _image_files(directory: pathlib.Path) -> List[pathlib.Path]:
+  return sorted(p for p in directory.iterdir()
+                if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def iter_inputs(input_path: PathLike) -> Iterator[InputImage]:
   """The images of a directory of images, or the records of TFRecord files.
 
@@ -122,8 +129,7 @@ def iter_inputs(input_path: PathLike) -> Iterator[InputImage]:
   """
   path = pathlib.Path(input_path)
   if path.is_dir():
-    images = sorted(p for p in path.iterdir()
-                    if p.suffix.lower() in IMAGE_SUFFIXES)
+    images = _image_files(path)
     for image_path in images:
       yield InputImage(name=image_path.stem,
                        image_id=_image_id(image_path.stem),
@@ -265,7 +271,9 @@ def predict_images(model: Any, items: Iterable[InputImage],
 
 
 def predict(model_dir: PathLike, input_path: PathLike, output_dir: PathLike,
-            batch_size: int = 8) -> PredictionSummary:
+            batch_size: int = 8,
+            progress: Optional[Callable[[str], None]] = None
+           ) -> PredictionSummary:
   """Writes COCO panoptic predictions, PNGs and overlays (module docstring).
 
   Args:
@@ -274,11 +282,22 @@ def predict(model_dir: PathLike, input_path: PathLike, output_dir: PathLike,
       of TFMG COCO panoptic tf.Examples.
     output_dir: Where the outputs go (created).
     batch_size: Images per model call.
+    progress: Receives progress lines (`predicted done/total images,
+      rate, ETA`; the total of TFRecord inputs is not counted beforehand).
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   model = tf.saved_model.load(str(resolve_saved_model_dir(model_dir)))
   writer = PredictionWriter(output_dir)
-  predict_images(model, iter_inputs(input_path), writer, batch_size)
+  reporter = None
+  if progress:
+    path = pathlib.Path(input_path)
+    total = len(_image_files(path)) if path.is_dir() else None
+    reporter = train_progress.RateProgress(
+        total or None, 'images', progress, prefix='predicted ')
+  predict_images(model, iter_inputs(input_path), writer, batch_size,
+                 progress=reporter.update if reporter else None)
+  if reporter:
+    reporter.finish()
   summary = writer.finish()
   if not summary.num_images:
     raise FileNotFoundError(f'No images or records in {input_path}.')
@@ -286,19 +305,13 @@ def predict(model_dir: PathLike, input_path: PathLike, output_dir: PathLike,
 
 
 def _predict_command(args: argparse.Namespace) -> int:
-  summary = predict(args.model, args.input, args.output, args.batch_size)
+  summary = predict(args.model, args.input, args.output, args.batch_size,
+                    progress=lambda line: print(line, flush=True))
   print(f'{summary.num_images} images, {summary.num_segments} segments.')
   print(f'COCO panoptic predictions: {summary.predictions_json}')
   print(f'Segment PNGs:              {summary.predictions_dir}')
   print(f'Overlays:                  {summary.overlays_dir}')
   return 0
-
-
-def _batch_size(text: str) -> int:
-  value = int(text)
-  if value < 1:
-    raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
-  return value
 
 
 def add_predict_parser(subparsers: Any) -> None:
@@ -320,6 +333,6 @@ def add_predict_parser(subparsers: Any) -> None:
                       'file(s) / glob (.gz = GZIP).')
   parser.add_argument('--output', required=True, type=pathlib.Path,
                       help='Output directory (created).')
-  parser.add_argument('--batch-size', type=_batch_size, default=8,
+  parser.add_argument('--batch-size', type=cli_args.positive_int, default=8,
                       help='Images per model call (default 8).')
   parser.set_defaults(handler=_predict_command)

@@ -4,6 +4,7 @@ import argparse
 import io
 import json
 import pathlib
+import re
 from typing import Dict, List
 
 import numpy as np
@@ -144,10 +145,15 @@ def test_segments_that_vanish_at_the_original_size_are_dropped(tmp_path):
 
 
 def test_predictions_of_a_trained_model_pass_the_coco_panoptic_evaluator(
-    trained_model_dir, real_coco_records, coco_sample_dir, tmp_path):
+    trained_model_dir, real_coco_records, coco_sample_dir, tmp_path, capsys):
+  record_progress = []
   from_records = predict.predict(trained_model_dir,
                                  str(real_coco_records / '*.tfrecord'),
-                                 tmp_path / 'records', batch_size=1)
+                                 tmp_path / 'records', batch_size=1,
+                                 progress=record_progress.append)
+  # TFRecords are not counted beforehand: images done and the rate.
+  assert re.fullmatch(r'predicted 2 images  [\d.]+ images/s',
+                      record_progress[-1]), record_progress
 
   parser = argparse.ArgumentParser()
   predict.add_predict_parser(parser.add_subparsers())
@@ -156,6 +162,8 @@ def test_predictions_of_a_trained_model_pass_the_coco_panoptic_evaluator(
       '--input', str(coco_sample_dir / 'input_images'),
       '--output', str(tmp_path / 'images')])
   assert args.handler(args) == 0
+  assert re.search(r'predicted 2/2 images  [\d.]+ images/s  ETA 00:00',
+                   capsys.readouterr().out)
 
   records_annotations = _check_files_agree(from_records, REAL_IMAGE_IDS)
   assert from_records.num_segments > 0

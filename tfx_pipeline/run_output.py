@@ -12,6 +12,8 @@ from typing import Dict, Iterator, List, TextIO
 from absl import logging as absl_logging
 from tfx.types.artifact import Artifact
 
+from trainer_module import progress as training_progress
+
 _RUNNING = 'Component %s is running.'
 _FINISHED = 'Component %s is finished.'
 _PUBLISHING = 'Publishing output artifacts %s for execution %s'
@@ -19,7 +21,8 @@ _CACHED = 'A cached execution %d is used.'
 
 
 class ComponentProgress(logging.Handler):
-  """Prints each component's start, finish, duration and output locations."""
+  """Prints each component's start, finish, duration and output locations,
+  and the progress lines (`trainer_module.progress`) of the running one."""
 
   def __init__(self, stream: TextIO):
     super().__init__(level=logging.INFO)
@@ -36,7 +39,11 @@ class ComponentProgress(logging.Handler):
     self._stream.flush()
 
   def emit(self, record: logging.LogRecord) -> None:
-    if record.msg == _RUNNING:
+    if record.name == training_progress.LOGGER_NAME:
+      running = [node for node in self._started if node not in self.finished]
+      node = running[-1] if running else 'progress'
+      self._print(f'{node}: {record.getMessage()}')
+    elif record.msg == _RUNNING:
       node = record.args[0]
       self._started[node] = time.monotonic()
       self._outputs, self._cached = {}, False

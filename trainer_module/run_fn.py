@@ -59,6 +59,7 @@ from official.core import train_utils
 from official.modeling import hyperparams
 from official.modeling import performance
 from trainer_module import export
+from trainer_module import progress
 from trainer_module import run_checkpoints
 # Registers the experiments and the task (explicitly: `trainer_module` may be
 # imported as a namespace package by a stale editable install).
@@ -270,16 +271,19 @@ def train_and_evaluate(params: cfg.ExperimentConfig, model_dir: str,
   eval_summary_manager = orbit.utils.SummaryManager(
       os.path.join(summary_dir, params.trainer.validation_summary_subdir),
       tf.summary.scalar, global_step=trainer.global_step)
-  train_lib.run_experiment(
-      distribution_strategy=strategy,
-      task=task,
-      mode='train_and_eval',
-      params=params,
-      model_dir=model_dir,
-      run_post_eval=False,
-      trainer=trainer,
-      summary_manager=summary_manager,
-      eval_summary_manager=eval_summary_manager)
+  # `step S/T  loss L  X steps/s  ETA` at least once a minute (logging).
+  with progress.for_trainer(params, trainer) as train_progress:
+    train_lib.run_experiment(
+        distribution_strategy=strategy,
+        task=task,
+        mode='train_and_eval',
+        params=params,
+        model_dir=model_dir,
+        run_post_eval=False,
+        trainer=trainer,
+        train_actions=[train_progress],
+        summary_manager=summary_manager,
+        eval_summary_manager=eval_summary_manager)
 
 
 def run_fn(fn_args: Any) -> None:

@@ -10,6 +10,7 @@ Flags are TFMG's (`official.common.flags`): --experiment, --mode,
 --model_dir, --config_file, --params_override, --tpu, ...
 """
 
+import contextlib
 from typing import Any, Mapping, Tuple
 
 from absl import app
@@ -22,6 +23,7 @@ from official.core import config_definitions as cfg
 from official.core import task_factory
 from official.core import train_lib
 from official.core import train_utils
+from trainer_module import progress
 from trainer_module.run_fn import distribution_strategy
 
 FLAGS = flags.FLAGS
@@ -50,13 +52,25 @@ def run_experiment(params: cfg.ExperimentConfig, model_dir: str,
   strategy = distribution_strategy(params)
   with strategy.scope():
     task = task_factory.get_task(params.task, logging_dir=model_dir)
-  return train_lib.run_experiment(
-      distribution_strategy=strategy,
-      task=task,
-      mode=mode,
-      params=params,
-      model_dir=model_dir,
-      run_post_eval=run_post_eval)
+    # Built here (as TFMG's runner would) so that the progress lines can
+    # read its global step.
+    trainer = train_utils.create_trainer(
+        params, task, train='train' in mode,
+        evaluate='eval' in mode or run_post_eval,
+        checkpoint_exporter=train_utils.maybe_create_best_ckpt_exporter(
+            params, model_dir))
+  # `step S/T  loss L  X steps/s  ETA` at least once a minute (logging).
+  train_progress = progress.for_trainer(params, trainer)
+  with (train_progress if 'train' in mode else contextlib.nullcontext()):
+    return train_lib.run_experiment(
+        distribution_strategy=strategy,
+        task=task,
+        mode=mode,
+        params=params,
+        model_dir=model_dir,
+        run_post_eval=run_post_eval,
+        trainer=trainer,
+        train_actions=[train_progress] if 'train' in mode else None)
 
 
 def main(_) -> None:

@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -46,3 +47,5 @@ def test_driver_trains_checkpoints_and_evaluates(tmp_path):
   assert tf.train.latest_checkpoint(str(model_dir)).endswith('-2')
   assert (model_dir / 'params.yaml').exists()
   assert "'pq':" in output and "'sq_things':" in output, output[-5000:]
+  assert re.search(r'step 2/2  loss [\d.]+  [\d.]+ steps/s  ETA 00:00',
+                   output), output[-5000:]
