@@ -2,7 +2,7 @@
 
 import os
 
-# Must happen before anything imports TensorFlow (see tfx_pipeline.keras_env).
+# Must happen before anything imports TensorFlow (see schemas.keras_env).
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -34,18 +34,31 @@ def goldens_dir() -> pathlib.Path:
   return GOLDENS_DIR
 
 
-@pytest.fixture(scope='session')
-def real_coco_records(coco_sample_dir, tmp_path_factory) -> pathlib.Path:
-  """Directory with val-00000-of-00001.tfrecord: the real sample converted by
-  TF Model Garden's create_coco_tf_record --include_panoptic_masks."""
+def _convert_real_sample(coco_sample_dir, output_dir, skip_crowd=False):
   from tfx_pipeline import coco_conversion  # pylint: disable=g-import-not-at-top
-  output_dir = tmp_path_factory.mktemp('real_coco_records')
   coco_conversion.convert_coco_panoptic(
       image_dir=coco_sample_dir / 'input_images',
       annotations_file=coco_sample_dir / 'panoptic_examples.json',
       panoptic_masks_dir=coco_sample_dir / 'panoptic_examples',
-      output_prefix=output_dir / 'val')
+      output_prefix=output_dir / 'val', skip_crowd=skip_crowd)
   return output_dir
+
+
+@pytest.fixture(scope='session')
+def real_coco_records(coco_sample_dir, tmp_path_factory) -> pathlib.Path:
+  """Directory with val-00000-of-00001.tfrecord: the real sample converted by
+  TF Model Garden's create_coco_tf_record --include_panoptic_masks."""
+  return _convert_real_sample(coco_sample_dir,
+                              tmp_path_factory.mktemp('real_coco_records'))
+
+
+@pytest.fixture(scope='session')
+def real_coco_records_skip_crowd(coco_sample_dir,
+                                 tmp_path_factory) -> pathlib.Path:
+  """`real_coco_records` converted with --panoptic_skip_crowd (crowd -> void)."""
+  return _convert_real_sample(
+      coco_sample_dir, tmp_path_factory.mktemp('real_coco_records_skip_crowd'),
+      skip_crowd=True)
 
 
 @pytest.fixture(scope='session')

@@ -23,6 +23,7 @@ import numpy as np
 from panopticapi.evaluation import pq_compute
 from tensorflow_model_analysis.metrics import metric_types
 
+from schemas import load_categories
 from tfx_pipeline import metrics
 from tfx_pipeline import synthetic_panoptic
 
@@ -69,7 +70,7 @@ def _max_difference(got: Dict[str, Any], expected: Dict[str, Any]) -> float:
 
 def main() -> None:
   args = _parse_args()
-  categories = metrics.load_coco_panoptic_categories()
+  categories = load_categories()
   label_maps = synthetic_panoptic.random_panoptic_images(
       args.seed, args.images, args.height, args.width, args.stuff,
       args.things, args.void)

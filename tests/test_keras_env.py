@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.pipeline_helpers import REPO_ROOT
 
 
@@ -32,9 +34,21 @@ def test_tf_keras_is_keras2_inside_a_pipeline_component(tmp_path):
   assert is_tf_keras == 'True'
 
 
-def test_importing_our_packages_after_keras3_is_bound_fails_clearly():
+@pytest.mark.parametrize('package',
+                         ['tfx_pipeline', 'trainer_module', 'transform_module'])
+def test_importing_our_packages_after_keras3_is_bound_fails_clearly(package):
   result = _python(['-c', 'import tensorflow as tf; tf.keras.layers; '
-                    'import tfx_pipeline'], timeout=300)
+                    f'import {package}'], timeout=300)
   assert result.returncode != 0
   assert 'KerasVersionError' in result.stderr
   assert 'TF_USE_LEGACY_KERAS=1' in result.stderr
+
+
+def test_the_guard_sets_the_flag_without_loading_tensorflow():
+  result = _python(['-c', 'import os, sys; '
+                    'from schemas import keras_env; '
+                    'keras_env.ensure_legacy_keras(); '
+                    'print(os.environ["TF_USE_LEGACY_KERAS"], '
+                    '"tensorflow" in sys.modules)'], timeout=60)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.split() == ['1', 'False']

@@ -7,6 +7,7 @@ from PIL import Image
 import pytest
 
 from schemas import load_categories
+from schemas.coco_panoptic_png import decode_segment_ids
 from tfx_pipeline import sample_data
 
 
@@ -22,7 +23,7 @@ def _check_split_consistent(files: sample_data.SplitFiles) -> int:
     image = images[annotation['image_id']]
     rgb = np.asarray(Image.open(files.image_dir / image['file_name']))
     assert rgb.shape == (image['height'], image['width'], 3)
-    ids = sample_data.decode_segment_ids(
+    ids = decode_segment_ids(
         np.asarray(Image.open(files.panoptic_dir / annotation['file_name'])))
     png_ids = set(np.unique(ids).tolist()) - {0}
     json_ids = [s['id'] for s in annotation['segments_info']]

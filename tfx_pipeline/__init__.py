@@ -1,5 +1,5 @@
 """maskformer-tfx: the TFX pipeline (definition, components, CLI) for MaskFormer."""
 
-from tfx_pipeline.keras_env import ensure_legacy_keras
+from schemas.keras_env import ensure_legacy_keras
 
 ensure_legacy_keras()

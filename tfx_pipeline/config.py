@@ -3,8 +3,9 @@
 import dataclasses
 from typing import Any, Dict, List, Optional, Tuple
 
+from trainer_module.configs.maskformer_experiments import DEFAULT_EXPERIMENT
+
 DEFAULT_PIPELINE_NAME = 'maskformer-tfx'
-DEFAULT_EXPERIMENT = 'maskformer_tiny'
 # The default PQ bound of the Evaluator's gate (fraction, not percent).
 DEFAULT_PQ_LOWER_BOUND = 0.2
 # How far (absolute PQ, 0..1) a candidate may fall below the last blessed
@@ -98,9 +99,7 @@ class PipelineConfig:
     if self.push_dir is None:
       self.push_dir = f'{self.pipeline_root.rstrip("/")}/pushed_models'
     for name in ('pq_lower_bound', 'pq_regression_tolerance'):
-      if not 0.0 <= getattr(self, name) <= 1.0:
-        raise ValueError(f'{name} is an absolute PQ in [0, 1], got '
-                         f'{getattr(self, name)}.')
+      check_absolute_pq(name, getattr(self, name))
     if self.train_steps is not None and self.train_steps < 1:
       raise ValueError(f'train_steps must be at least 1, got {self.train_steps}.')
     if self.output_size < 32:
@@ -110,12 +109,17 @@ class PipelineConfig:
                        f'{self.num_segment_slots}.')
 
 
+def check_absolute_pq(name: str, value: float) -> None:
+  """Raises ValueError unless `value` is an absolute PQ, in [0, 1]."""
+  if not 0.0 <= value <= 1.0:
+    raise ValueError(f'{name} is an absolute PQ in [0, 1], got {value}.')
+
+
 def experiment_transform_sizes(experiment: str,
                                params_override: str = '') -> Tuple[int, int]:
   """(S, N) of an experiment's training data, after `params_override`."""
   from official.core import exp_factory  # pylint: disable=g-import-not-at-top
   from official.modeling import hyperparams  # pylint: disable=g-import-not-at-top
-  import trainer_module  # pylint: disable=g-import-not-at-top,unused-import
   try:
     params = exp_factory.get_exp_config(experiment)
   except LookupError:

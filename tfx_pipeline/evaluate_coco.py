@@ -27,8 +27,8 @@ import numpy as np
 from PIL import Image
 
 from tfx_pipeline import cli_args
+from schemas.coco_panoptic_png import decode_segment_ids
 from tfx_pipeline import predict
-from tfx_pipeline.sample_data import decode_segment_ids
 from trainer_module import progress as train_progress
 
 PQ_JSON = 'pq.json'

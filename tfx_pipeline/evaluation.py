@@ -13,15 +13,15 @@ import json
 import tensorflow_model_analysis as tfma
 
 from tfx_pipeline import metrics
-from tfx_pipeline.config import DEFAULT_PQ_REGRESSION_TOLERANCE
+from tfx_pipeline import config as pipeline_config
+from trainer_module import export
 
-LABELS_SIGNATURE = 'transform_labels'
-SERVING_SIGNATURE = 'serving_default'
 GATE_METRIC = 'pq'
 
 
 def eval_config(pq_lower_bound: float,
-                regression_tolerance: float = DEFAULT_PQ_REGRESSION_TOLERANCE,
+                regression_tolerance: float = (
+                    pipeline_config.DEFAULT_PQ_REGRESSION_TOLERANCE),
                 inference_batch_size: int = 4) -> tfma.EvalConfig:
   """The EvalConfig: PQ/SQ/RQ, an absolute PQ bound and no regression.
 
@@ -32,18 +32,16 @@ def eval_config(pq_lower_bound: float,
       when there is one; both are evaluated on this run's eval split).
     inference_batch_size: examples per model call (bounds memory).
   """
-  if not 0.0 <= pq_lower_bound <= 1.0:
-    raise ValueError(f'pq_lower_bound must be in [0, 1], got {pq_lower_bound}.')
-  if not 0.0 <= regression_tolerance <= 1.0:
-    raise ValueError('regression_tolerance is an absolute PQ in [0, 1], got '
-                     f'{regression_tolerance}.')
+  pipeline_config.check_absolute_pq('pq_lower_bound', pq_lower_bound)
+  pipeline_config.check_absolute_pq('regression_tolerance',
+                                    regression_tolerance)
   mask_keys = {key: key for key in (metrics.CATEGORY_MASK_KEY,
                                     metrics.INSTANCE_MASK_KEY)}
   return tfma.EvalConfig(
       model_specs=[
           tfma.ModelSpec(
-              signature_name=SERVING_SIGNATURE,
-              preprocessing_function_names=[LABELS_SIGNATURE],
+              signature_name=export.SERVING_DEFAULT,
+              preprocessing_function_names=[export.TRANSFORM_LABELS],
               label_keys=mask_keys,
               prediction_keys=mask_keys,
               inference_batch_size=inference_batch_size)

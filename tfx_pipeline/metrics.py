@@ -17,6 +17,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 import apache_beam as beam
 from tensorflow_model_analysis.metrics import metric_types
 from tensorflow_model_analysis.metrics import metric_util
+
+from schemas import load_categories
 # The exact PQ lives beside the model; re-exported for existing callers.
 from trainer_module.evaluation.panoptic_quality import (  # pylint: disable=unused-import
     VOID_CATEGORY_ID,
@@ -25,7 +27,6 @@ from trainer_module.evaluation.panoptic_quality import (  # pylint: disable=unus
     PanopticQualityState,
     compute_panoptic_quality,
     image_panoptic_quality_state,
-    load_coco_panoptic_categories,
     metric_values,
     num_category_slots,
     panoptic_quality_result,
@@ -114,7 +115,7 @@ def _panoptic_quality_computations(
         'PanopticQuality counts segments and does not support example '
         'weights; set example_weights { unweighted: true } in its MetricsSpec.')
   if categories is None:
-    categories = load_coco_panoptic_categories()
+    categories = load_categories()
   # The metric names are those of an (all-zero) result.
   names = metric_values(
       panoptic_quality_result(

@@ -17,10 +17,10 @@ import pytest
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.metrics import metric_types
 
+from schemas import load_categories as _categories
 from tfx_pipeline import metrics
 from tfx_pipeline.synthetic_panoptic import LabelMaps
 from tfx_pipeline.synthetic_panoptic import category_ids as _category_ids
-from tfx_pipeline.synthetic_panoptic import coco_categories as _categories
 from tfx_pipeline.synthetic_panoptic import extracts_from_label_maps
 from tfx_pipeline.synthetic_panoptic import random_panoptic_images
 from tfx_pipeline.synthetic_panoptic import write_coco_panoptic

@@ -37,15 +37,15 @@ from PIL import Image
 from schemas import load_categories
 from tfx_pipeline import segment_images
 from tfx_pipeline import cli_args
-from tfx_pipeline.sample_data import encode_segment_ids
+from schemas.coco_panoptic_png import encode_segment_ids
+from trainer_module.export import SERVING_DEFAULT
+from trainer_module.export import SERVING_IMAGE
 from trainer_module import progress as train_progress
 
 PREDICTIONS_JSON = 'predictions.json'
 PREDICTIONS_DIR = 'predictions'
 OVERLAYS_DIR = 'overlays'
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png')
-SERVING_DEFAULT = 'serving_default'
-SERVING_IMAGE = 'serving_image'
 
 PathLike = Union[str, pathlib.Path]
 

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from tfx_pipeline import predict
-from tfx_pipeline.sample_data import decode_segment_ids
+from schemas.coco_panoptic_png import decode_segment_ids
 
 # Real sample: 427×640 and 360×640 images.
 REAL_IMAGE_IDS = {142238: (427, 640), 439180: (360, 640)}

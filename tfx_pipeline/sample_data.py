@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from schemas import load_categories
+from schemas.coco_panoptic_png import encode_segment_ids
 from tfx_pipeline import coco_conversion
 
 # COCO panoptic category ids used by the sample.
@@ -176,19 +177,6 @@ def render_image(rng: np.random.Generator, size: int
   present = set(np.unique(segments).tolist())
   categories = {k: v for k, v in categories.items() if k in present}
   return np.clip(rgb, 0, 255).astype(np.uint8), segments, categories
-
-
-def encode_segment_ids(ids: np.ndarray) -> np.ndarray:
-  """COCO panoptic PNG colours for segment ids: id = R + 256·G + 256²·B."""
-  ids = ids.astype(np.uint32)
-  return np.stack([ids % 256, ids // 256 % 256, ids // 256**2 % 256],
-                  axis=-1).astype(np.uint8)
-
-
-def decode_segment_ids(rgb: np.ndarray) -> np.ndarray:
-  """Segment ids of a COCO panoptic PNG's colours."""
-  rgb = rgb.astype(np.uint32)
-  return rgb[..., 0] + 256 * rgb[..., 1] + 256**2 * rgb[..., 2]
 
 
 def _segment_info(mask: np.ndarray, segment_id: int, category_id: int) -> dict:

@@ -14,13 +14,11 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
+from schemas import load_categories
+from schemas.coco_panoptic_png import encode_segment_ids
 from tfx_pipeline import metrics
 
 LabelMaps = Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-
-
-def coco_categories() -> List[Dict[str, Any]]:
-  return metrics.load_coco_panoptic_categories()
 
 
 def category_ids(categories: Sequence[Mapping[str, Any]],
@@ -129,7 +127,7 @@ def random_panoptic_images(seed: int, num_images: int, height: int, width: int,
                            num_void: int) -> LabelMaps:
   """Stacks `random_panoptic_image` label maps to [num_images, H, W]."""
   rng = np.random.default_rng(seed)
-  categories = coco_categories()
+  categories = load_categories()
   images = [
       random_panoptic_image(rng, categories, height, width, num_stuff,
                             num_things, num_void) for _ in range(num_images)
@@ -159,8 +157,7 @@ def write_coco_panoptic(directory: Path, name: str, category: np.ndarray,
     segment_ids = rng.choice(2**24 - 1, pairs.size, replace=False) + 1
     segment_ids[pairs // 2**31 == metrics.VOID_CATEGORY_ID] = 0
     id_map = segment_ids[pixel_pair.reshape(image_category.shape)]
-    rgb = np.stack([id_map % 256, id_map // 256 % 256, id_map // 256**2],
-                   axis=-1).astype(np.uint8)
+    rgb = encode_segment_ids(id_map)
     file_name = f"{image_id:06d}.png"
     Image.fromarray(rgb).save(png_dir / file_name)
     areas = np.bincount(pixel_pair.reshape(-1), minlength=pairs.size)

@@ -5,11 +5,11 @@ Importing the package registers the `maskformer_coco_panoptic` and
 MaskFormer task (`official.core.task_factory`).
 """
 
-from tfx_pipeline import keras_env
+from schemas import keras_env
 
 keras_env.ensure_legacy_keras()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position,unused-import
-from trainer_module.configs import maskformer as _maskformer_configs
+from trainer_module.configs import maskformer_experiments as _experiments
 from trainer_module.tasks import maskformer as _maskformer_task
 from trainer_module.run_fn import run_fn

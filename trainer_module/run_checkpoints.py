@@ -32,12 +32,12 @@ from absl import logging
 import tensorflow as tf
 
 from official.core import config_definitions as cfg
+from trainer_module.configs import maskformer_experiments
 
 # Bytes read from the start and from the end of each example file.
 SAMPLED_BYTES = 1 << 20
 # Unfinished training runs (interrupted, never resumed) kept per checkpoint dir.
 MAX_UNFINISHED_RUNS = 2
-DEFAULT_EXPERIMENT = 'maskformer_tiny'
 
 
 def _file_digest(path: str, size: int) -> str:
@@ -109,7 +109,8 @@ def checkpoint_dir_of(fn_args: Any, params: cfg.ExperimentConfig) -> str:
   base = custom_config.get('checkpoint_dir')
   if not base:
     return fn_args.model_run_dir
-  experiment = custom_config.get('experiment') or DEFAULT_EXPERIMENT
+  experiment = (custom_config.get('experiment') or
+                maskformer_experiments.DEFAULT_EXPERIMENT)
   key = custom_config.get('run_key')
   if not key:
     transform_output_dir = (getattr(fn_args, 'transform_output', None) or

@@ -63,11 +63,10 @@ from trainer_module import progress
 from trainer_module import run_checkpoints
 # Registers the experiments and the task (explicitly: `trainer_module` may be
 # imported as a namespace package by a stale editable install).
-from trainer_module.configs import maskformer as _maskformer_configs  # pylint: disable=unused-import
+from trainer_module.configs import maskformer_experiments
 from trainer_module.tasks import maskformer as _maskformer_task  # pylint: disable=unused-import
 from trainer_module.tasks import init_checkpoint as init_checkpoint_lib
 
-DEFAULT_EXPERIMENT = 'maskformer_tiny'
 DEFAULT_COMPRESSION_TYPE = 'GZIP'
 # A raw TFMG record has this feature; a transformed example does not.
 RAW_IMAGE_FEATURE = 'image/encoded'
@@ -143,7 +142,8 @@ def build_experiment_config(fn_args: Any) -> cfg.ExperimentConfig:
   """
   custom_config = dict(fn_args.custom_config or {})
   params = exp_factory.get_exp_config(
-      custom_config.get('experiment') or DEFAULT_EXPERIMENT)
+      custom_config.get('experiment') or
+      maskformer_experiments.DEFAULT_EXPERIMENT)
   params = hyperparams.override_params_dict(
       params, custom_config.get('params_override') or '', is_strict=True)
   if custom_config.get('init_checkpoint'):

@@ -1,5 +1,10 @@
 """tf.Transform preprocessing of TFMG COCO panoptic records for MaskFormer."""
 
+from schemas import keras_env
+
+keras_env.ensure_legacy_keras()
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from transform_module.preprocessing import preprocessing_fn
 
 __all__ = ['preprocessing_fn']

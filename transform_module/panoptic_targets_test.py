@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from schemas import load_categories
 from transform_module import panoptic_targets
-from transform_module import preprocessing
 
-_CATEGORIES = preprocessing.load_panoptic_categories()
+_CATEGORIES = load_categories()
 _TABLES = panoptic_targets.CategoryTables.from_categories(_CATEGORIES)
 _CONTIGUOUS = {c['id']: i for i, c in enumerate(_CATEGORIES)}
 _IS_THING = {c['id']: c['isthing'] for c in _CATEGORIES}

@@ -15,12 +15,11 @@ error.
 
 import dataclasses
 import functools
-import importlib.resources
-import json
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
+from schemas import load_categories
 from transform_module import decode_ops
 from transform_module import encoding
 from transform_module import panoptic_targets
@@ -36,9 +35,6 @@ INSTANCE_MASK_KEY = 'image/panoptic/instance_mask'
 IMAGE_FEATURE_KEYS = (IMAGE_KEY, SOURCE_ID_KEY)
 LABEL_FEATURE_KEYS = (HEIGHT_KEY, WIDTH_KEY, CATEGORY_MASK_KEY,
                       INSTANCE_MASK_KEY)
-
-CATEGORIES_PACKAGE = 'schemas'
-CATEGORIES_FILE = 'panoptic_coco_categories.json'
 
 # Outputs of the image branch.
 IMAGE_OUTPUT_KEYS = ('image', 'original_size', 'source_id')
@@ -87,13 +83,6 @@ def raw_feature_spec() -> Dict[str, tf.io.FixedLenFeature]:
   spec[HEIGHT_KEY] = tf.io.FixedLenFeature([], tf.int64)
   spec[WIDTH_KEY] = tf.io.FixedLenFeature([], tf.int64)
   return spec
-
-
-@tf.autograph.experimental.do_not_convert
-def load_panoptic_categories() -> List[Dict[str, Any]]:
-  """The 133 COCO panoptic categories shipped in `schemas/`, in class order."""
-  resource = importlib.resources.files(CATEGORIES_PACKAGE) / CATEGORIES_FILE
-  return json.loads(resource.read_text(encoding='utf-8'))
 
 
 def _image_outputs(encoded: tf.Tensor, source_id: tf.Tensor,
@@ -251,7 +240,7 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor],
     The transformed features described in `schemas/transform_output.md`.
   """
   config = TransformConfig.from_custom_config(custom_config)
-  categories = load_panoptic_categories()
+  categories = load_categories()
   if max(int(c['id']) for c in categories) > encoding.MAX_CATEGORY_ID:
     raise ValueError('category_mask is stored as uint8: category ids must be '
                      f'at most {encoding.MAX_CATEGORY_ID}.')

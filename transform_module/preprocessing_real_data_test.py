@@ -14,7 +14,8 @@ from PIL import Image
 import pytest
 import tensorflow as tf
 
-from tfx_pipeline import coco_conversion
+from schemas import load_categories
+from schemas.coco_panoptic_png import decode_segment_ids
 from transform_module import beam_runner
 from transform_module import encoding
 from transform_module import preprocessing
@@ -25,8 +26,7 @@ _CONFIG = {'output_size': _S, 'num_segment_slots': _N}
 
 
 def _segment_ids(png_path: pathlib.Path) -> np.ndarray:
-  rgb = np.asarray(Image.open(png_path).convert('RGB')).astype(np.int64)
-  return rgb[:, :, 0] + 256 * rgb[:, :, 1] + 256**2 * rgb[:, :, 2]
+  return decode_segment_ids(np.asarray(Image.open(png_path).convert('RGB')))
 
 
 def _resize_nearest_and_pad(mask: np.ndarray) -> np.ndarray:
@@ -43,23 +43,12 @@ def _resize_nearest_and_pad(mask: np.ndarray) -> np.ndarray:
   return padded
 
 
-def _convert_skipping_crowd(coco_sample_dir: pathlib.Path,
-                            output_dir: pathlib.Path) -> pathlib.Path:
-  """Converts the sample with TFMG's --panoptic_skip_crowd (crowd -> void)."""
-  coco_conversion.convert_coco_panoptic(
-      image_dir=coco_sample_dir / 'input_images',
-      annotations_file=coco_sample_dir / 'panoptic_examples.json',
-      panoptic_masks_dir=coco_sample_dir / 'panoptic_examples',
-      output_prefix=output_dir / 'val', skip_crowd=True)
-  return output_dir
-
-
 @pytest.mark.parametrize('skip_crowd', [False, True],
                          ids=['crowd_kept', 'panoptic_skip_crowd'])
-def test_real_coco_segments_become_slots(coco_sample_dir, real_coco_records,
-                                         tmp_path, skip_crowd):
-  records_dir = (_convert_skipping_crowd(coco_sample_dir, tmp_path / 'records')
-                 if skip_crowd else real_coco_records)
+def test_real_coco_segments_become_slots(coco_sample_dir, request, tmp_path,
+                                         skip_crowd):
+  records_dir = request.getfixturevalue(
+      'real_coco_records_skip_crowd' if skip_crowd else 'real_coco_records')
   output_dir = str(tmp_path / 'transformed')
   beam_runner.run_transform(str(records_dir / 'val-*.tfrecord'), output_dir,
                             _CONFIG)
@@ -68,7 +57,7 @@ def test_real_coco_segments_become_slots(coco_sample_dir, real_coco_records,
   panoptic = json.loads(
       (coco_sample_dir / 'panoptic_examples.json').read_text())
   categories = {c['id']: (index, c['isthing']) for index, c in
-                enumerate(preprocessing.load_panoptic_categories())}
+                enumerate(load_categories())}
   images = {image['id']: image for image in panoptic['images']}
   assert sorted(outputs) == sorted(str(i) for i in images)
   for annotation in panoptic['annotations']:

@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from schemas import load_categories
 from transform_module import beam_runner
 from transform_module import encoding
 from transform_module import preprocessing
@@ -24,7 +25,7 @@ from transform_module import preprocessing
 _S = 64
 _N = 8
 _CONFIG = {'output_size': _S, 'num_segment_slots': _N}
-_CATEGORIES = preprocessing.load_panoptic_categories()
+_CATEGORIES = load_categories()
 _CONTIGUOUS = {c['id']: i for i, c in enumerate(_CATEGORIES)}
 _IS_THING = {c['id']: c['isthing'] for c in _CATEGORIES}
 _PERSON, _CAR, _DOG = 1, 3, 18

@@ -1,6 +1,7 @@
-"""MaskFormer configs; importing the package registers the PyTorch-convention
-experiments of `maskformer_detectron2` (the others register on importing
-`trainer_module.configs.maskformer`)."""
+"""MaskFormer configs; importing the package registers the experiments
+(`maskformer_experiments`, and the PyTorch-convention ones of
+`maskformer_detectron2`)."""
 
 # pylint: disable=unused-import
 from trainer_module.configs import maskformer_detectron2
+from trainer_module.configs import maskformer_experiments

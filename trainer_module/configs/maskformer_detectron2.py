@@ -17,7 +17,7 @@ ImageNet R-50 converted with `--backbone-only`).
 from official.core import config_definitions as cfg
 from official.core import exp_factory
 from trainer_module.configs import backbones
-from trainer_module.configs import maskformer
+from trainer_module.configs import maskformer_experiments
 
 EXPERIMENT = 'maskformer_coco_panoptic_d2'
 
@@ -25,7 +25,7 @@ EXPERIMENT = 'maskformer_coco_panoptic_d2'
 @exp_factory.register_config_factory(EXPERIMENT)
 def maskformer_coco_panoptic_d2() -> cfg.ExperimentConfig:
   """Official MaskFormer R50 + 6 Enc COCO panoptic, detectron2 backbone."""
-  config = maskformer.maskformer_coco_panoptic()
+  config = maskformer_experiments.maskformer_coco_panoptic()
   config.task.model.backbone = backbones.Backbone(
       type='detectron2_resnet',
       detectron2_resnet=backbones.Detectron2ResNet(depth=50))

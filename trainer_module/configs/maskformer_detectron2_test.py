@@ -3,6 +3,7 @@
 from official.core import exp_factory
 from trainer_module.configs import maskformer
 from trainer_module.configs import maskformer_detectron2
+from trainer_module.configs import maskformer_experiments
 
 
 def test_d2_experiment_is_the_reference_model_with_detectron2_resnet():
@@ -12,7 +13,7 @@ def test_d2_experiment_is_the_reference_model_with_detectron2_resnet():
   assert params.task.init_checkpoint == ''
   params.task.init_checkpoint = '/converted/maskformer_r50'
   maskformer.validate_task_config(params.task)
-  reference = maskformer.maskformer_coco_panoptic()
+  reference = maskformer_experiments.maskformer_coco_panoptic()
   assert params.task.model.backbone.type == 'detectron2_resnet'
   resnet = params.task.model.backbone.detectron2_resnet
   assert (resnet.depth, resnet.stem_out_channels, resnet.res2_out_channels,

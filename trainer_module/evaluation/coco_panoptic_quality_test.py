@@ -15,8 +15,8 @@ from panopticapi import evaluation
 from PIL import Image
 import pytest
 
-from tfx_pipeline.sample_data import decode_segment_ids
-from tfx_pipeline.sample_data import encode_segment_ids
+from schemas.coco_panoptic_png import decode_segment_ids
+from schemas.coco_panoptic_png import encode_segment_ids
 from trainer_module.evaluation import coco_panoptic_quality
 from trainer_module.evaluation import panoptic_quality
 

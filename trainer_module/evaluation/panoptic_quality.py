@@ -22,28 +22,17 @@ values are 0.0 with n = 0.
 """
 
 import dataclasses
-import importlib.resources
-import json
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Dict, Mapping, Sequence
 
 import numpy as np
 from official.vision.evaluation import panoptic_quality as tfmg_panoptic_quality
 
 VOID_CATEGORY_ID = 0
-_CATEGORIES_PACKAGE = 'schemas'
-_CATEGORIES_RESOURCE = 'panoptic_coco_categories.json'
 _GROUPS = (('All', ''), ('Things', '_things'), ('Stuff', '_stuff'))
 _MAX_SEGMENT_ID = np.iinfo(np.uint32).max
 
 Categories = Sequence[Mapping[str, Any]]
 PanopticQualityResult = Dict[str, Any]
-
-
-def load_coco_panoptic_categories() -> List[Dict[str, Any]]:
-  """Returns the COCO panoptic categories shipped in the `schemas` package."""
-  resource = importlib.resources.files(_CATEGORIES_PACKAGE).joinpath(
-      _CATEGORIES_RESOURCE)
-  return json.loads(resource.read_text(encoding='utf-8'))
 
 
 @dataclasses.dataclass

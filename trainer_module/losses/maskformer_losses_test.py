@@ -19,7 +19,7 @@ from scipy import special
 import tensorflow as tf
 
 from trainer_module.losses import maskformer_losses as losses_fn
-from trainer_module.losses.maskformer_losses import match_queries_to_targets
+from trainer_module.losses.maskformer_matcher import match_queries_to_targets
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 _GOLDENS_DIR = _REPO_ROOT / ".." / "shared" / "goldens"

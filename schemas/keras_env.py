@@ -5,6 +5,9 @@ TensorFlow 2.16 picks the Keras behind `tf.keras` on first access from the
 container image set it before Python starts; this module makes importing our
 packages set it too (for Beam workers and notebooks) and fails loudly where it
 is already too late.
+
+It lives in `schemas`, the bottom layer that every package may import, and
+imports nothing but the standard library (it must run before TensorFlow loads).
 """
 
 import os
