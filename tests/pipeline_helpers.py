@@ -16,12 +16,44 @@ E2E_PQ_LOWER_BOUND = 0.05
 CLI = pathlib.Path(sys.executable).parent / 'maskformer-tfx'
 
 
+def _command(args: Sequence[str]) -> List[str]:
+  command = [str(CLI)] if CLI.exists() else [sys.executable, '-m', 'runners.cli']
+  return command + list(args)
+
+
 def run_cli(args: Sequence[str], timeout: int = 900) -> subprocess.CompletedProcess:
   """Runs the installed console script as a user would."""
-  command = [str(CLI)] if CLI.exists() else [sys.executable, '-m', 'runners.cli']
-  return subprocess.run(command + list(args), capture_output=True, text=True,
+  return subprocess.run(_command(args), capture_output=True, text=True,
                         cwd=REPO_ROOT, timeout=timeout, env=dict(os.environ),
                         check=False)
+
+
+def start_cli(args: Sequence[str], output_dir: pathlib.Path) -> subprocess.Popen:
+  """Starts the console script in the background, its stdout and stderr
+  going to files in `output_dir` (an unread pipe would block it): two
+  independent runs side by side share the 2 cores better than one after
+  the other (much of a run is single-threaded start-up). See `finish_cli`."""
+  output_dir.mkdir(parents=True, exist_ok=True)
+  with open(output_dir / 'stdout.txt', 'w') as stdout, open(
+      output_dir / 'stderr.txt', 'w') as stderr:
+    return subprocess.Popen(_command(args), stdout=stdout, stderr=stderr,
+                            cwd=REPO_ROOT, env=dict(os.environ))
+
+
+def finish_cli(process: subprocess.Popen, output_dir: pathlib.Path,
+               timeout: int = 900) -> subprocess.CompletedProcess:
+  """Waits for a `start_cli` process (killed after `timeout` s) and returns
+  what `run_cli` would have."""
+  try:
+    process.wait(timeout=timeout)
+  finally:
+    if process.poll() is None:
+      process.kill()
+      process.wait()
+  return subprocess.CompletedProcess(
+      process.args, process.returncode,
+      stdout=(output_dir / 'stdout.txt').read_text(),
+      stderr=(output_dir / 'stderr.txt').read_text())
 
 
 def read_examples(pattern: str) -> List[tf.train.Example]:

@@ -58,18 +58,40 @@ def _gcs_root_with_data(root: pathlib.Path, records: pathlib.Path,
   return root
 
 
-def _rehearse(compiled_file: str, gcs_root: pathlib.Path):
-  return pipeline_helpers.run_cli(
-      ['rehearse-vertex', '--compiled', compiled_file,
-       '--gcs-root', str(gcs_root)], timeout=1500)
+@pytest.fixture(scope='module')
+def rehearsals(compiled, synthetic_sample, tmp_path_factory) -> Dict[str, Any]:
+  """Two independent rehearsals, run side by side (each task is its own
+  process, mostly single-threaded start-up): 'good' on the synthetic sample,
+  'anomaly' on it with an eval record lacking its category mask. Returns
+  {name: (Cloud Storage root, CLI result)}."""
+  records = synthetic_sample / 'tfrecords'
+  bad_eval = pipeline_helpers.read_examples(str(records / 'val-*'))
+  bad_eval[0] = pipeline_helpers.without_category_mask(bad_eval[0])
+  roots = {
+      'good': _gcs_root_with_data(tmp_path_factory.mktemp('rehearsal_gcs'),
+                                  records),
+      'anomaly': _gcs_root_with_data(tmp_path_factory.mktemp('anomaly_gcs'),
+                                     records, bad_eval)}
+  outputs = {name: tmp_path_factory.mktemp(f'{name}_rehearsal_output')
+             for name in roots}
+  processes = {name: pipeline_helpers.start_cli(
+      ['rehearse-vertex', '--compiled', compiled, '--gcs-root', str(root)],
+      outputs[name]) for name, root in roots.items()}
+  try:
+    return {name: (roots[name], pipeline_helpers.finish_cli(
+        process, outputs[name], timeout=1500))
+            for name, process in processes.items()}
+  finally:
+    for process in processes.values():
+      if process.poll() is None:
+        process.kill()
+        process.wait()
 
 
 @pytest.fixture(scope='module')
-def rehearsal(compiled, synthetic_sample, tmp_path_factory) -> Dict[str, Any]:
-  """A rehearsal on the synthetic sample: CLI result and its job directory."""
-  root = _gcs_root_with_data(tmp_path_factory.mktemp('rehearsal_gcs'),
-                             synthetic_sample / 'tfrecords')
-  result = _rehearse(compiled, root)
+def rehearsal(rehearsals) -> Dict[str, Any]:
+  """The rehearsal on the synthetic sample: CLI result and its job directory."""
+  root, result = rehearsals['good']
   output = result.stdout + result.stderr
   assert result.returncode == 0, output[-6000:]
   runs = root / PIPELINE_ROOT[len('gs://'):] / task_runner.PROJECT_NUMBER
@@ -153,13 +175,8 @@ def test_the_gate_blesses_and_the_pusher_pushes_under_the_mapped_bucket(
   assert f'Pushed model: {version}' in rehearsal['stdout']
 
 
-def test_data_with_an_anomaly_stops_at_the_gate(compiled, synthetic_sample,
-                                                tmp_path):
-  records = synthetic_sample / 'tfrecords'
-  bad_eval = pipeline_helpers.read_examples(str(records / 'val-*'))
-  bad_eval[0] = pipeline_helpers.without_category_mask(bad_eval[0])
-  root = _gcs_root_with_data(tmp_path / 'gcs', records, bad_eval)
-  result = _rehearse(compiled, root)
+def test_data_with_an_anomaly_stops_at_the_gate(rehearsals):
+  root, result = rehearsals['anomaly']
   output = result.stdout + result.stderr
   assert result.returncode == 1, output[-6000:]
   assert '  DataValidationGate: failed' in result.stdout
