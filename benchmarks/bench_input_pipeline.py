@@ -3,8 +3,8 @@ r"""Benchmark of the Trainer's tf.data input pipeline with `materialize=False`.
 Raw TFMG records of the real COCO sample (repeated K times) are read by the
 Trainer's own pipeline (`maskformer_input.build_dataset`, the training
 `DataConfig` of the experiment): parse, the tf.Transform graph applied on the
-fly, decoding of the uint8/int16 rows, the reference augmentation (flip,
-resize + random crop, random rescale), normalisation and batching.
+fly, decoding of the encoded image and label rows, the reference augmentation
+(flip, resize + random crop, random rescale), normalisation and batching.
 
   TF_USE_LEGACY_KERAS=1 .venv/bin/python benchmarks/bench_input_pipeline.py \
       --batch_size=8 --batches=12

@@ -80,8 +80,13 @@ class PanopticServingModule(tf.Module):
     # What `tft.TFTransformOutput.transform_features_layer()` applies and
     # tracks, without its Keras layer: tf.Transform feeds the raw features
     # that are absent (here the labels: empty PNGs give all-void targets).
+    tft_output = tft.TFTransformOutput(transform_output_dir)
     transform = saved_transform_io_v2.SavedModelLoader(
-        tft.TFTransformOutput(transform_output_dir).transform_savedmodel_dir)
+        tft_output.transform_savedmodel_dir)
+    # S, for decoding the image (`encoding.decode_transformed`): the row count
+    # of the transform's label maps.
+    output_size = tft_output.transformed_feature_spec()[
+        'segment_map'].shape[0]
     self.transform_state = transform.__dict__
     self.model_variables = list(model.variables)
 
@@ -100,7 +105,8 @@ class PanopticServingModule(tf.Module):
       """Transform, model and panoptic inference of raw image features."""
       transformed = transform.apply_transform_model(dict(raw))
       decoded = encoding.decode_transformed(
-          {key: transformed[key] for key in ('image', 'original_size')})
+          {key: transformed[key] for key in ('image', 'original_size')},
+          output_size)
       pixel_valid = decoded['pixel_valid']
       images = maskformer_input.normalize_image(decoded['image'], pixel_valid)
       outputs = model(images, training=False)

@@ -127,8 +127,9 @@ def _reference_outputs(model, transform_dir: str,
   raw = tf.io.parse_example(
       examples, {key: tf.io.FixedLenFeature([], tf.string)
                  for key in ('image/encoded', 'image/source_id')})
-  transformed = _numpy(encoding.decode_transformed(tft.TFTransformOutput(
-      transform_dir).transform_raw_features(raw, drop_unused_features=True)))
+  transformed = _numpy(encoding.decode_transformed(
+      tft.TFTransformOutput(transform_dir).transform_raw_features(
+          raw, drop_unused_features=True), OUTPUT_SIZE))
   valid = transformed['pixel_valid'] > 0
   images = np.where(valid[..., None],
                     (transformed['image'] - PIXEL_MEAN) / PIXEL_STD, 0.0)

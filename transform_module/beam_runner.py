@@ -84,8 +84,8 @@ def read_transformed_examples(output_dir: str
                               ) -> Dict[str, Dict[str, np.ndarray]]:
   """Parses the transformed examples of `run_transform`, keyed by source_id.
 
-  The row-encoded maps are decoded (`encoding.decode_transformed`): `image`
-  uint8 [S, S, 3], the label maps int32 [S, S], plus the derived
+  The encoded image and maps are decoded (`encoding.decode_transformed`):
+  `image` uint8 [S, S, 3], the label maps int32 [S, S], plus the derived
   `pixel_valid`.
   """
   spec = tft.TFTransformOutput(output_dir).transformed_feature_spec()

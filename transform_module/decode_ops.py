@@ -68,11 +68,30 @@ def _image_format_checks(encoded: tf.Tensor, source_id: tf.Tensor,
       [f'{feature_name} is empty; source_id:', source_id])
   with tf.control_dependencies([not_empty]):
     known_format = tf.debugging.Assert(
-        _starts_with(encoded, _JPEG_SIGNATURE)
-        | _starts_with(encoded, _PNG_SIGNATURE),
+        is_jpeg_or_png(encoded),
         [f'{feature_name} is neither a JPEG nor a PNG (bad signature); '
          'source_id:', source_id])
   return [not_empty, known_format]
+
+
+def is_jpeg_or_png(data: tf.Tensor) -> tf.Tensor:
+  """Scalar bool: `data` starts with the JPEG or the PNG signature."""
+  return (_starts_with(data, _JPEG_SIGNATURE)
+          | _starts_with(data, _PNG_SIGNATURE))
+
+
+def decode_rgb(data: tf.Tensor) -> tf.Tensor:
+  """Decodes JPEG or PNG bytes to uint8 RGB [H, W, 3], unchecked.
+
+  The one decoding of `image/encoded`: `decode_rgb_image` (the Transform) and
+  `encoding.decode_image` (readers of the Transform's output) both use it, so
+  a stored source image decodes to the same pixels as in the Transform.
+  """
+  return tf.cond(
+      _starts_with(data, _JPEG_SIGNATURE),
+      lambda: tf.io.decode_jpeg(  # pylint: disable=g-long-lambda
+          data, channels=3, dct_method='INTEGER_ACCURATE'),
+      lambda: tf.io.decode_png(data, channels=3, dtype=tf.uint8))
 
 
 def decode_rgb_image(encoded: tf.Tensor, source_id: tf.Tensor) -> tf.Tensor:
@@ -90,16 +109,9 @@ def decode_rgb_image(encoded: tf.Tensor, source_id: tf.Tensor) -> tf.Tensor:
   Returns:
     The decoded image, uint8 [H, W, 3].
   """
-  def decode(data: tf.Tensor) -> tf.Tensor:
-    return tf.cond(
-        _starts_with(data, _JPEG_SIGNATURE),
-        lambda: tf.io.decode_jpeg(  # pylint: disable=g-long-lambda
-            data, channels=3, dct_method='INTEGER_ACCURATE'),
-        lambda: tf.io.decode_png(data, channels=3, dtype=tf.uint8))
-
   checks = _image_format_checks(encoded, source_id, 'image/encoded')
   with tf.control_dependencies(checks):
-    image, decoded_ok = _decode_or_flag(decode, encoded,
+    image, decoded_ok = _decode_or_flag(decode_rgb, encoded,
                                         tf.zeros([0, 0, 3], tf.uint8))
     decoded = tf.debugging.Assert(
         decoded_ok,

@@ -1,12 +1,24 @@
 """Compact encodings of the transform's S×S outputs (`schemas/transform_output.md`).
 
-A tf.Example can only hold int64, float32 and bytes lists. Stored as int64 or
-float32 lists, the S×S outputs cost 5–8 bytes per value to serialize and
-dominate the Transform's time (protobuf and Arrow encoding) and the records'
-size. So each S×S map is stored as S byte strings, one per row: row y holds
-the little-endian raw bytes of row y in a narrow dtype (`ROW_DTYPES`), and
-`tf.io.decode_raw` (or `numpy.frombuffer`) reads it back. Keeping one string
-per row keeps S in the feature's shape (`FixedLenFeature([S], tf.string)`).
+A tf.Example can only hold int64, float32 and bytes lists, and TFX writes the
+transformed examples as gzipped TFRecords: what is stored costs protobuf and
+Arrow encoding in the Transform and, above all, zlib compression. So:
+
+* the image is one byte string (`encode_image`): the source JPEG/PNG bytes
+  themselves when the transform's resize is the identity (COCO images at
+  S = 640: the output is the decoded source, padded), otherwise the raw uint8
+  pixels of the resized, unpadded image as a serialized TensorProto
+  (`tf.io.serialize_tensor`). Readers decode it with `decode_image`, which
+  decodes a source image with the Transform's own decoder
+  (`decode_ops.decode_rgb`), hence to the same pixels, and pads to S×S.
+* each S×S label map is S byte strings, one per row: row y holds the
+  little-endian raw bytes of row y in a narrow dtype (`ROW_DTYPES`), and
+  `tf.io.decode_raw` (or `numpy.frombuffer`) reads it back. Keeping one string
+  per row keeps S in the feature's shape (`FixedLenFeature([S], tf.string)`).
+  (A run-length encoding of the rows was tried on the real COCO sample: maps
+  16-19x smaller and 2.5x cheaper to gzip, but expanding them back with
+  `tf.repeat` cost ~10 ms per map, in every epoch of the Trainer, against
+  < 1 ms for `decode_raw`.)
 
 `pixel_valid` is not stored: it follows from `original_size` and S
 (`pixel_valid`).
@@ -15,35 +27,88 @@ One implementation of the encoding and the decoding, used by the Transform,
 the Trainer's input pipeline, the exported serving signatures and tests.
 """
 
-from typing import Dict, Mapping
+from typing import Dict, Mapping, Optional
 
 import numpy as np
 import tensorflow as tf
 
+from transform_module import decode_ops
 from transform_module import panoptic_targets
 
-# The narrow dtype of each row-encoded output.
+IMAGE_KEY = 'image'
+# The narrow dtype of each row-encoded label map.
 ROW_DTYPES = {
-    'image': tf.uint8,          # RGB, 3 values per pixel.
     'segment_map': tf.int16,    # Slot in [0, N) or -1.
     'category_mask': tf.uint8,  # COCO panoptic category id (<= 200), 0 void.
     'instance_mask': tf.uint16,  # TFMG instance id (16-bit PNG at most).
 }
-_CHANNELS = {'image': 3}
 # The largest N that the int16 segment_map holds.
 MAX_NUM_SEGMENT_SLOTS = 2**15 - 1
 # The largest category id that the uint8 category_mask holds.
 MAX_CATEGORY_ID = 255
 
 
+def encode_image(source: tf.Tensor, decoded_size: tf.Tensor,
+                 image: tf.Tensor) -> tf.Tensor:
+  """Encodes one example's resized, unpadded image as a scalar string.
+
+  Args:
+    source: scalar string, the JPEG/PNG bytes that `decode_ops.decode_rgb`
+      decoded before the resize.
+    decoded_size: int32 [2], (height, width) of the decoded source.
+    image: uint8 [h, w, 3], the resized image (before padding).
+
+  Returns:
+    `source` when the resize kept the decoded size (the resize is then the
+    identity: `image` is the decoded source), else
+    `tf.io.serialize_tensor(image)`.
+  """
+  is_source = tf.reduce_all(tf.equal(decoded_size, tf.shape(image)[:2]))
+  return tf.cond(is_source, lambda: tf.identity(source),
+                 lambda: tf.io.serialize_tensor(image))
+
+
+def _decode_one_image(data: tf.Tensor, output_size: int) -> tf.Tensor:
+  image = tf.cond(decode_ops.is_jpeg_or_png(data),
+                  lambda: decode_ops.decode_rgb(data),
+                  lambda: tf.io.parse_tensor(data, tf.uint8))
+  image = tf.ensure_shape(image, [None, None, 3])
+  size = tf.shape(image)[:2]
+  fits = tf.debugging.Assert(
+      tf.reduce_all(size <= output_size),
+      ['the stored image is larger than the output size S =', output_size,
+       '(the transform graph was made for another output_size); image '
+       '(height, width):', size])
+  with tf.control_dependencies([fits]):
+    return panoptic_targets.pad_to_square(image, output_size)
+
+
+def decode_image(data: tf.Tensor, output_size: int) -> tf.Tensor:
+  """Decodes `encode_image` output: string [...] -> uint8 [..., S, S, 3].
+
+  Args:
+    data: scalar string or a batch [B] of them.
+    output_size: S, the transform's output size (static).
+
+  Returns:
+    The image padded bottom/right with 0 to S×S.
+  """
+  if data.shape.rank == 0:
+    return _decode_one_image(data, output_size)
+  return tf.map_fn(
+      lambda one: _decode_one_image(one, output_size), data,
+      fn_output_signature=tf.TensorSpec([output_size, output_size, 3],
+                                        tf.uint8))
+
+
 def encode_rows(key: str, values: tf.Tensor) -> tf.Tensor:
-  """Encodes one example's [S, S(, 3)] output as S raw byte strings.
+  """Encodes one example's [S, S] label map as S raw byte strings.
 
   The caller guarantees that the values fit `ROW_DTYPES[key]` (they are cast).
 
   Args:
     key: the output's name, a key of `ROW_DTYPES`.
-    values: [S, S] or [S, S, 3] with static S.
+    values: [S, S] with static S.
 
   Returns:
     string [S]: row y holds the little-endian bytes of `values[y]`.
@@ -65,20 +130,9 @@ def encode_rows(key: str, values: tf.Tensor) -> tf.Tensor:
 
 
 def decode_rows(key: str, rows: tf.Tensor) -> tf.Tensor:
-  """Decodes `encode_rows` output: string [..., S] -> int32/uint8 [..., S, S(, 3)].
-
-  The image is returned as uint8, the label maps as int32.
-  """
-  values = tf.io.decode_raw(rows, ROW_DTYPES[key])
-  num_rows = rows.shape[-1]
-  static_shape = rows.shape.concatenate([num_rows])
-  if key in _CHANNELS:
-    static_shape = static_shape.concatenate([_CHANNELS[key]])
-    values = tf.reshape(values, tf.concat(
-        [tf.shape(values)[:-1], [tf.shape(rows)[-1], _CHANNELS[key]]], 0))
-  else:
-    values = tf.cast(values, tf.int32)
-  values.set_shape(static_shape)
+  """Decodes `encode_rows` output: string [..., S] -> int32 [..., S, S]."""
+  values = tf.cast(tf.io.decode_raw(rows, ROW_DTYPES[key]), tf.int32)
+  values.set_shape(rows.shape.concatenate([rows.shape[-1]]))
   return values
 
 
@@ -97,22 +151,43 @@ def pixel_valid(original_size: tf.Tensor, output_size) -> tf.Tensor:
                  tf.int32)
 
 
-def decode_transformed(features: Mapping[str, tf.Tensor]
+def decode_transformed(features: Mapping[str, tf.Tensor],
+                       output_size: Optional[int] = None
                        ) -> Dict[str, tf.Tensor]:
   """Decodes parsed transformed features (one example or a batch).
 
-  Row-encoded outputs are decoded (`decode_rows`); `pixel_valid` is added
-  when `original_size` and one row-encoded output (which gives S) are
-  present. Other features pass through unchanged.
+  The image (`decode_image`) and the row-encoded label maps (`decode_rows`)
+  are decoded; `pixel_valid` is added when `original_size` is present. Other
+  features pass through unchanged.
+
+  Args:
+    features: parsed transformed features.
+    output_size: S. Needed only when no row-encoded label map is present
+      (their number of rows is S); must agree with them otherwise.
+
+  Returns:
+    The decoded features: `image` uint8 [..., S, S, 3], the label maps int32
+    [..., S, S], `pixel_valid` int32 [..., S, S].
+
+  Raises:
+    ValueError: S is unknown, or `output_size` differs from the row count.
   """
   decoded = dict(features)
-  output_size = None
   for key in ROW_DTYPES:
     if key in features:
+      rows = features[key].shape[-1]
+      if output_size is not None and rows is not None and rows != output_size:
+        raise ValueError(f'{key!r} has {rows} rows, expected output_size = '
+                         f'{output_size}.')
+      output_size = output_size or rows
       decoded[key] = decode_rows(key, features[key])
-      output_size = (features[key].shape[-1] or
-                     tf.shape(features[key])[-1])
-  if 'original_size' in features and output_size is not None:
+  if output_size is None and (IMAGE_KEY in features or
+                              'original_size' in features):
+    raise ValueError('decode_transformed needs output_size (S) to decode the '
+                     'image or derive pixel_valid without a label map.')
+  if IMAGE_KEY in features:
+    decoded[IMAGE_KEY] = decode_image(features[IMAGE_KEY], output_size)
+  if 'original_size' in features:
     decoded['pixel_valid'] = pixel_valid(features['original_size'],
                                          output_size)
   return decoded
@@ -122,3 +197,17 @@ def encode_numpy(key: str, values: np.ndarray) -> list:
   """`encode_rows` for numpy (test data): S little-endian row byte strings."""
   dtype = np.dtype(ROW_DTYPES[key].as_numpy_dtype).newbyteorder('<')
   return [row.astype(dtype).tobytes() for row in np.asarray(values)]
+
+
+def encode_numpy_image(image: np.ndarray, new_size) -> bytes:
+  """`encode_image` of a padded uint8 [S, S, 3] image (test data).
+
+  The padding (outside the top-left `new_size` = (height, width)) must be 0,
+  as the decoding restores it as 0.
+  """
+  image = np.asarray(image, np.uint8)
+  height, width = (int(side) for side in new_size)
+  if image[height:].any() or image[:, width:].any():
+    raise ValueError('the image has non-zero pixels in its padding.')
+  return tf.io.serialize_tensor(
+      tf.constant(image[:height, :width])).numpy()

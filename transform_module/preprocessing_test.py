@@ -267,7 +267,7 @@ def test_output_schema_matches_contract(transformed_good_cases):
   output_dir, _ = transformed_good_cases
   spec = tft.TFTransformOutput(output_dir).transformed_feature_spec()
   expected = {
-      'image': ([_S], tf.string),
+      'image': ([], tf.string),
       'segment_map': ([_S], tf.string),
       'segment_classes': ([_N], tf.int64),
       'segment_is_thing': ([_N], tf.int64),
@@ -348,7 +348,7 @@ def test_serving_transform_without_label_features(transformed_good_cases,
   served = transform_output.transform_raw_features(
       raw, drop_unused_features=True)
   assert set(served) == set(preprocessing.IMAGE_OUTPUT_KEYS)
-  served = encoding.decode_transformed(served)
+  served = encoding.decode_transformed(served, _S)
   for index, name in enumerate(names):
     for key in preprocessing.IMAGE_OUTPUT_KEYS + ('pixel_valid',):
       np.testing.assert_array_equal(served[key][index].numpy(),

@@ -6,9 +6,10 @@ TF Model Garden COCO panoptic tf.Examples to which the tf.Transform graph in
 `transform_graph_dir` is applied on the fly (Transform with
 `materialize=False`).
 
-The S×S maps are stored as rows of raw bytes (uint8 image, int16/uint8/uint16
-label maps) and decoded with `transform_module.encoding`; `pixel_valid` is
-derived from `original_size`.
+The image is stored as one byte string (the source JPEG/PNG, or raw uint8
+pixels when the Transform resized it), the S×S label maps as rows of raw
+bytes (int16/uint8/uint16); both are decoded with `transform_module.encoding`;
+`pixel_valid` is derived from `original_size`.
 
 Each dataset element is `(image, labels)` with static shapes:
   image: float32 [S, S, 3], normalised with the ImageNet mean/std of the
@@ -49,11 +50,12 @@ def transformed_feature_spec(output_size: int, num_segment_slots: int,
                             ) -> Dict[str, tf.io.FixedLenFeature]:
   """Parsing spec of the transformed features the trainer reads.
 
-  The S×S maps are S byte strings each (`transform_module.encoding`).
+  The image is one byte string, the S×S label maps S byte strings (rows)
+  each (`transform_module.encoding`).
   """
   size, slots = output_size, num_segment_slots
   spec = {
-      'image': tf.io.FixedLenFeature([size], tf.string),
+      'image': tf.io.FixedLenFeature([], tf.string),
       'original_size': tf.io.FixedLenFeature([2], tf.int64),
       'segment_map': tf.io.FixedLenFeature([size], tf.string),
       'segment_classes': tf.io.FixedLenFeature([slots], tf.int64),
@@ -81,12 +83,13 @@ class Decoder:
 
   Transformed records are parsed directly. Raw TFMG records are parsed with
   the transform graph's raw feature spec and run through its
-  `transform_features_layer()`. Either way the row-encoded maps are then
-  decoded (`encoding.decode_transformed`: uint8 image, int32 maps,
+  `transform_features_layer()`. Either way the encoded image and maps are
+  then decoded (`encoding.decode_transformed`: uint8 image, int32 maps,
   `pixel_valid`).
   """
 
   def __init__(self, params: maskformer_cfg.DataConfig):
+    self._output_size = params.output_size
     self._spec = transformed_feature_spec(
         params.output_size, params.num_segment_slots,
         with_eval_labels=not params.is_training)
@@ -135,7 +138,7 @@ class Decoder:
       transformed = self._transform_layer(raw)
       parsed = {key: tf.ensure_shape(transformed[key][0], feature.shape)
                 for key, feature in self._spec.items()}
-    return encoding.decode_transformed(parsed)
+    return encoding.decode_transformed(parsed, self._output_size)
 
 
 class Parser:

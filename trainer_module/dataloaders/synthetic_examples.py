@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from schemas import load_categories
 from transform_module import encoding
+from transform_module import panoptic_targets
 
 # COCO panoptic category ids: person, car (things); sky, grass (stuff).
 THING_CATEGORY_IDS = (1, 3)
@@ -107,13 +108,20 @@ def make_transformed_example(rng: np.random.Generator, output_size: int,
 
 def to_tf_example(features: Dict[str, np.ndarray]) -> tf.train.Example:
   """Encodes transformed features as a tf.Example, as the Transform writes
-  them: S×S maps as rows of raw bytes, `pixel_valid` left out (derived)."""
+  them: the image as one string (`encoding.encode_numpy_image`; its padding
+  must be 0), S×S label maps as rows of raw bytes, `pixel_valid` left out
+  (derived)."""
   feature = {}
   for key, value in features.items():
     value = np.asarray(value)
     if key == 'pixel_valid':
       continue
-    if key in encoding.ROW_DTYPES:
+    if key == encoding.IMAGE_KEY:
+      new_size = panoptic_targets.scaled_sizes(
+          tf.constant(features['original_size']), value.shape[0]).numpy()
+      feature[key] = tf.train.Feature(bytes_list=tf.train.BytesList(
+          value=[encoding.encode_numpy_image(value, new_size)]))
+    elif key in encoding.ROW_DTYPES:
       feature[key] = tf.train.Feature(bytes_list=tf.train.BytesList(
           value=encoding.encode_numpy(key, value)))
     elif value.dtype == np.float32:
