@@ -40,6 +40,9 @@ def eval_config(pq_lower_bound: float,
   return tfma.EvalConfig(
       model_specs=[
           tfma.ModelSpec(
+              # What TFMA would detect, stated: undeclared, it first tries
+              # to load the SavedModel as a Keras model (seconds per model).
+              model_type=tfma.TF_GENERIC,
               signature_name=export.SERVING_DEFAULT,
               preprocessing_function_names=[export.TRANSFORM_LABELS],
               label_keys=mask_keys,
