@@ -101,7 +101,8 @@ def _transform_sizes(transform_output_dir: str) -> Dict[str, int]:
   """S and N of the transform graph in `transform_output_dir`."""
   import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
   spec = tft.TFTransformOutput(transform_output_dir).transformed_feature_spec()
-  return {'output_size': int(spec['image'].shape[0]),
+  # S is the row count of the label maps (the image is one string).
+  return {'output_size': int(spec['segment_map'].shape[0]),
           'num_segment_slots': int(spec['segment_classes'].shape[0])}
 
 
