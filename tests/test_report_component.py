@@ -8,8 +8,9 @@ import re
 import time
 from typing import Any, Dict
 
-import pytest
 from tfx import v1 as tfx
+from tfx.utils import import_utils
+import yaml
 
 from tests import pipeline_helpers
 from tfx_pipeline import pipeline as pipeline_lib
@@ -34,16 +35,18 @@ def _compile(tmp_path: pathlib.Path, **config: Any) -> Dict[str, Any]:
   return json.loads((tmp_path / 'pipeline.json').read_text())
 
 
-def _report_task(compiled: Dict[str, Any]) -> Dict[str, Any]:
+def _report_task(compiled: Dict[str, Any]):
+  """(task, its component, its executor) of ReviewReport."""
   spec = compiled['pipelineSpec']
   task = spec['root']['dag']['tasks'][REPORT_TASK]
-  executor_label = spec['components'][task['componentRef']['name']][
-      'executorLabel']
-  return task, spec['deploymentSpec']['executors'][executor_label]
+  component_def = spec['components'][task['componentRef']['name']]
+  executor = spec['deploymentSpec']['executors'][
+      component_def['executorLabel']]
+  return task, component_def, executor
 
 
 def test_report_component_compiles_for_vertex_last_in_the_pipeline(tmp_path):
-  task, executor = _report_task(_compile(tmp_path))
+  task, component_def, executor = _report_task(_compile(tmp_path))
   inputs = task['inputs']['artifacts']
   assert set(inputs) == set(component.ReviewReportSpec.INPUTS)
   producers = {name: value['taskOutputArtifact']['producerTask']
@@ -59,10 +62,16 @@ def test_report_component_compiles_for_vertex_last_in_the_pipeline(tmp_path):
   assert '--executor_class_path' in args
   assert 'tfx_pipeline.report.component.Executor' in args
   assert task['inputs']['parameters']['pipeline_name']
+  # The container finds the output's artifact class from its schema title
+  # (TFX's Vertex entrypoint imports the title as a class path).
+  schema = yaml.safe_load(component_def['outputDefinitions']['artifacts'][
+      'report']['artifactType']['instanceSchema'])
+  assert import_utils.import_class_by_path(schema['title']) is (
+      component.ReviewReportPage)
 
 
 def test_data_validation_only_pipeline_reports_its_data_half(tmp_path):
-  task, _ = _report_task(_compile(tmp_path, data_validation_only=True))
+  task, _, _ = _report_task(_compile(tmp_path, data_validation_only=True))
   assert set(task['inputs']['artifacts']) == {'statistics', 'schema',
                                               'anomalies', 'examples'}
   assert 'DataValidationGate' in task['dependentTasks']

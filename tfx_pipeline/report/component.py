@@ -31,8 +31,10 @@ _PASSED_GATE = 'DataValidationGate'
 
 class ReviewReportPage(types.Artifact):
   """A directory holding the review page `report.html` of a run."""
-  # KFP (Vertex) needs custom type names like `<namespace>.<Name>`.
-  TYPE_NAME = 'maskformer.ReviewReport'
+  # On Vertex the type name is the KFP schema title `<module>.<Class>`
+  # (one dot), and the container imports the class from it: the package
+  # `tfx_pipeline` exports this class under that name.
+  TYPE_NAME = 'tfx_pipeline.ReviewReportPage'
 
 
 _INPUT_TYPES = {

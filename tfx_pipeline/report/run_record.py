@@ -126,11 +126,19 @@ class PipelineRun:
 
 
 def property_values(properties: Mapping[str, Any]) -> Dict[str, Any]:
-  """Python values of an ML Metadata (custom_)properties map."""
+  """Python values of an ML Metadata (custom_)properties map.
+
+  A struct holding only `__value__` is that value: Vertex AI Pipelines
+  passes custom properties such as a blessing's `blessed` that way.
+  """
   values = {}
   for name, value in properties.items():
     kind = value.WhichOneof('value')
-    if kind == 'proto_value' or kind == 'struct_value':
+    if kind == 'struct_value' and set(value.struct_value.fields) == {
+        '__value__'}:
+      wrapped = value.struct_value.fields['__value__']
+      values[name] = getattr(wrapped, wrapped.WhichOneof('kind'))
+    elif kind == 'proto_value' or kind == 'struct_value':
       values[name] = str(getattr(value, kind))
     elif kind is not None:
       values[name] = getattr(value, kind)
