@@ -26,8 +26,8 @@ from typing import Any, Dict, Iterator, List, Mapping, Union
 import numpy as np
 from PIL import Image
 
-from tfx_pipeline import cli_args
 from schemas.coco_panoptic_png import decode_segment_ids
+from tfx_pipeline import cli_args
 from tfx_pipeline import predict
 from trainer_module import progress as train_progress
 

@@ -35,12 +35,12 @@ import numpy as np
 from PIL import Image
 
 from schemas import load_categories
-from tfx_pipeline import segment_images
-from tfx_pipeline import cli_args
 from schemas.coco_panoptic_png import encode_segment_ids
+from tfx_pipeline import cli_args
+from tfx_pipeline import segment_images
+from trainer_module import progress as train_progress
 from trainer_module.export import SERVING_DEFAULT
 from trainer_module.export import SERVING_IMAGE
-from trainer_module import progress as train_progress
 
 PREDICTIONS_JSON = 'predictions.json'
 PREDICTIONS_DIR = 'predictions'
