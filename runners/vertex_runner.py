@@ -97,19 +97,10 @@ def compile_pipeline(settings: VertexSettings, output_file: str) -> str:
   """
   validation.validate(settings)
   # pylint: disable=g-import-not-at-top
-  from official.core import exp_factory
   from tfx import v1 as tfx
   import trainer_module  # pylint: disable=unused-import  (registers experiments)
   from tfx_pipeline.pipeline import create_pipeline
   # pylint: enable=g-import-not-at-top
-  try:
-    exp_factory.get_exp_config(settings.experiment)
-  except LookupError as error:
-    raise VertexSettingsError(
-        f'Invalid Vertex settings: unknown --experiment '
-        f'{settings.experiment!r}; it is not a registered TF Model Garden '
-        f'experiment (e.g. {vertex_settings.DEFAULT_VERTEX_EXPERIMENT}).'
-    ) from error
   try:
     experiment_overrides.check_against_experiment(
         settings.experiment, experiment_overrides.sources(

@@ -115,18 +115,27 @@ def check_absolute_pq(name: str, value: float) -> None:
     raise ValueError(f'{name} is an absolute PQ in [0, 1], got {value}.')
 
 
-def experiment_transform_sizes(experiment: str,
-                               params_override: str = '') -> Tuple[int, int]:
-  """(S, N) of an experiment's training data, after `params_override`."""
+def experiment_params(experiment: str) -> Any:
+  """The registered TFMG experiment config `experiment`.
+
+  Raises:
+    ValueError: naming the experiment and the registered MaskFormer ones.
+  """
   from official.core import exp_factory  # pylint: disable=g-import-not-at-top
-  from official.modeling import hyperparams  # pylint: disable=g-import-not-at-top
   try:
-    params = exp_factory.get_exp_config(experiment)
-  except LookupError:
+    return exp_factory.get_exp_config(experiment)
+  except (KeyError, LookupError):
     known = ', '.join(sorted(name for name in exp_factory._REGISTERED_CONFIGS  # pylint: disable=protected-access
                              if name.startswith('maskformer')))
     raise ValueError(f'Unknown experiment {experiment!r}; the MaskFormer '
                      f'experiments are: {known}.') from None
+
+
+def experiment_transform_sizes(experiment: str,
+                               params_override: str = '') -> Tuple[int, int]:
+  """(S, N) of an experiment's training data, after `params_override`."""
+  from official.modeling import hyperparams  # pylint: disable=g-import-not-at-top
+  params = experiment_params(experiment)
   if params_override:
     params = hyperparams.override_params_dict(
         params, params_override, is_strict=True)

@@ -14,6 +14,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from tfx_pipeline import config as pipeline_config
+
 
 class ExperimentOverrideError(ValueError):
   """An unreadable override or one with a key the experiment does not have."""
@@ -133,14 +135,10 @@ def check_against_experiment(experiment: str,
     ExperimentOverrideError: naming the source (file) and the key the
       experiment does not have, or the value TFMG refused.
   """
-  from official.core import exp_factory  # pylint: disable=g-import-not-at-top
-  import trainer_module  # pylint: disable=g-import-not-at-top,unused-import  (registers experiments)
   try:
-    params = exp_factory.get_exp_config(experiment)
-  except (KeyError, LookupError):
-    raise ExperimentOverrideError(
-        f'Unknown experiment {experiment!r}; it is not a registered TF Model '
-        'Garden experiment.') from None
+    params = pipeline_config.experiment_params(experiment)
+  except ValueError as error:
+    raise ExperimentOverrideError(str(error)) from None
   for name, override in named_sources:
     unknown = _unknown_keys(override, params.as_dict())
     if unknown:

@@ -17,6 +17,7 @@ from runners.vertex.settings import VertexSettingsError
 from runners.vertex.settings import flag_name
 from runners.vertex.settings import read_settings
 from runners.vertex.settings import setting_fields
+from tfx_pipeline import config as pipeline_config
 
 MIXED_PRECISION_DTYPES = ('bfloat16', 'float16', 'float32')
 
@@ -160,12 +161,12 @@ def validate(settings: VertexSettings) -> None:
     if value is not None and value < 1:
       problems.append(f'--{name.replace("_", "-")} must be at least 1, got '
                       f'{value}.')
-  if not 0.0 <= settings.pq_lower_bound <= 1.0:
-    problems.append('--pq-lower-bound is a PQ fraction in [0, 1], got '
-                    f'{settings.pq_lower_bound}.')
-  if not 0.0 <= settings.pq_regression_tolerance <= 1.0:
-    problems.append('--pq-regression-tolerance is an absolute PQ in [0, 1], '
-                    f'got {settings.pq_regression_tolerance}.')
+  for name in ('pq_lower_bound', 'pq_regression_tolerance'):
+    try:
+      pipeline_config.check_absolute_pq(f'--{name.replace("_", "-")}',
+                                        getattr(settings, name))
+    except ValueError as error:
+      problems.append(str(error))
   for arg in settings.extra_beam_args:
     name, _, value = arg.partition('=')
     if not name.startswith('--'):
