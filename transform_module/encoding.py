@@ -12,9 +12,15 @@ Arrow encoding in the Transform and, above all, zlib compression. So:
   decodes a source image with the Transform's own decoder
   (`decode_ops.decode_rgb`), hence to the same pixels, and pads to S×S.
 * each S×S label map is S byte strings, one per row: row y holds the
-  little-endian raw bytes of row y in a narrow dtype (`ROW_DTYPES`), and
-  `tf.io.decode_raw` (or `numpy.frombuffer`) reads it back. Keeping one string
-  per row keeps S in the feature's shape (`FixedLenFeature([S], tf.string)`).
+  little-endian raw bytes of the first values of row y in a narrow dtype
+  (`ROW_DTYPES`); the values a row does not hold are 0.
+  `tf.io.decode_raw(rows, dtype, fixed_length=S * dtype.size)` (or
+  `numpy.frombuffer`) reads them back and pads them with 0. The Transform
+  stores only the resized image's extent [h, w]: rows y < h hold w values,
+  rows y >= h are empty, so the padding (0 in every map) costs nothing to
+  encode or gzip. `segment_map` is stored as slot + 1 (0 for void), so that
+  its padding is 0 too. One string per row keeps S in the feature's shape
+  (`FixedLenFeature([S], tf.string)`).
   (A run-length encoding of the rows was tried on the real COCO sample: maps
   16-19x smaller and 2.5x cheaper to gzip, but expanding them back with
   `tf.repeat` cost ~10 ms per map, in every epoch of the Trainer, against
@@ -38,12 +44,14 @@ from transform_module import panoptic_targets
 IMAGE_KEY = 'image'
 # The narrow dtype of each row-encoded label map.
 ROW_DTYPES = {
-    'segment_map': tf.int16,    # Slot in [0, N) or -1.
+    'segment_map': tf.uint8,    # Slot + 1: slot in [0, N), 0 for void (-1).
     'category_mask': tf.uint8,  # COCO panoptic category id (<= 200), 0 void.
     'instance_mask': tf.uint16,  # TFMG instance id (16-bit PNG at most).
 }
-# The largest N that the int16 segment_map holds.
-MAX_NUM_SEGMENT_SLOTS = 2**15 - 1
+# What is added to a map's values before they are stored (0 for the others).
+_STORED_OFFSETS = {'segment_map': 1}
+# The largest N that the uint8 segment_map holds (slot + 1 <= 255).
+MAX_NUM_SEGMENT_SLOTS = 255
 # The largest category id that the uint8 category_mask holds.
 MAX_CATEGORY_ID = 255
 
@@ -101,38 +109,60 @@ def decode_image(data: tf.Tensor, output_size: int) -> tf.Tensor:
                                         tf.uint8))
 
 
-def encode_rows(key: str, values: tf.Tensor) -> tf.Tensor:
-  """Encodes one example's [S, S] label map as S raw byte strings.
+def encode_rows(key: str, values: tf.Tensor, output_size: int) -> tf.Tensor:
+  """Encodes one example's label map, unpadded, as S raw byte strings.
 
-  The caller guarantees that the values fit `ROW_DTYPES[key]` (they are cast).
+  The caller guarantees that the values fit `ROW_DTYPES[key]` once offset
+  (they are cast).
 
   Args:
     key: the output's name, a key of `ROW_DTYPES`.
-    values: [S, S] with static S.
+    values: [h, w] with h, w <= S: the map on the resized image, without the
+      padding (which `decode_rows` restores: 0, -1 for `segment_map`).
+    output_size: S (static).
 
   Returns:
-    string [S]: row y holds the little-endian bytes of `values[y]`.
+    string [S]: row y < h holds the little-endian bytes of the w stored values
+    of `values[y]`; rows y >= h are empty.
   """
   dtype = ROW_DTYPES[key]
-  num_rows = values.shape[0]
-  num_bytes = values.shape.num_elements() * dtype.size
-  row_bytes = num_bytes // num_rows
-  # A serialized TensorProto of a uint8/int16/uint16 tensor ends with its
+  stored = tf.cast(values + _STORED_OFFSETS.get(key, 0), dtype)
+  height = tf.shape(values)[0]
+  row_bytes = tf.shape(values)[1] * dtype.size
+  # A serialized TensorProto of a uint8/uint16 tensor ends with its
   # `tensor_content`, the raw little-endian bytes (tf.io has no op that
   # writes them alone); the rows are cut out of that tail.
-  serialized = tf.io.serialize_tensor(tf.cast(values, dtype))
-  content_start = tf.strings.length(serialized) - num_bytes
+  serialized = tf.io.serialize_tensor(stored)
+  content_start = tf.strings.length(serialized) - height * row_bytes
   rows = tf.strings.substr(serialized,
-                           content_start + tf.range(num_rows) * row_bytes,
-                           tf.fill([num_rows], row_bytes))
-  rows.set_shape([num_rows])
+                           content_start + tf.range(height) * row_bytes,
+                           tf.fill([height], row_bytes))
+  rows = tf.concat([rows, tf.fill([output_size - height], '')], axis=0)
+  rows.set_shape([output_size])
   return rows
 
 
+def void_rows(output_size: int) -> tf.Tensor:
+  """`encode_rows` of a map that is void everywhere: S empty strings."""
+  return tf.fill([output_size], '')
+
+
 def decode_rows(key: str, rows: tf.Tensor) -> tf.Tensor:
-  """Decodes `encode_rows` output: string [..., S] -> int32 [..., S, S]."""
-  values = tf.cast(tf.io.decode_raw(rows, ROW_DTYPES[key]), tf.int32)
-  values.set_shape(rows.shape.concatenate([rows.shape[-1]]))
+  """Decodes `encode_rows` output: string [..., S] -> int32 [..., S, S].
+
+  The values that a row does not hold (the padding) decode as 0, -1 in
+  `segment_map`.
+  """
+  dtype = ROW_DTYPES[key]
+  rows = tf.convert_to_tensor(rows, tf.string)
+  output_size = rows.shape[-1]
+  values = tf.io.decode_raw(rows, dtype, little_endian=True,
+                            fixed_length=output_size * dtype.size)
+  values = tf.cast(values, tf.int32)
+  offset = _STORED_OFFSETS.get(key, 0)
+  if offset:
+    values -= offset
+  values.set_shape(rows.shape.concatenate([output_size]))
   return values
 
 
@@ -194,9 +224,14 @@ def decode_transformed(features: Mapping[str, tf.Tensor],
 
 
 def encode_numpy(key: str, values: np.ndarray) -> list:
-  """`encode_rows` for numpy (test data): S little-endian row byte strings."""
+  """`encode_rows` for numpy (test data): S little-endian row byte strings.
+
+  `values` is the padded [S, S] map; every row is stored whole (also valid:
+  `decode_rows` reads rows of up to S values).
+  """
   dtype = np.dtype(ROW_DTYPES[key].as_numpy_dtype).newbyteorder('<')
-  return [row.astype(dtype).tobytes() for row in np.asarray(values)]
+  stored = np.asarray(values) + _STORED_OFFSETS.get(key, 0)
+  return [row.astype(dtype).tobytes() for row in stored]
 
 
 def encode_numpy_image(image: np.ndarray, new_size) -> bytes:

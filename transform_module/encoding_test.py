@@ -32,7 +32,7 @@ def _random_values(key, rng, size=7):
 @pytest.mark.parametrize('key', sorted(encoding.ROW_DTYPES))
 def test_rows_round_trip_exactly(key):
   values = _random_values(key, np.random.default_rng(0))
-  rows = encoding.encode_rows(key, tf.constant(values))
+  rows = encoding.encode_rows(key, tf.constant(values), 7)
   assert rows.shape == (7,) and rows.dtype == tf.string
   decoded = encoding.decode_rows(key, rows)
   assert decoded.shape == values.shape and decoded.dtype == tf.int32
@@ -41,10 +41,29 @@ def test_rows_round_trip_exactly(key):
   assert list(rows.numpy()) == encoding.encode_numpy(key, values)
 
 
+@pytest.mark.parametrize('key', sorted(encoding.ROW_DTYPES))
+def test_unpadded_map_is_stored_in_its_extent_and_padded_back(key):
+  """Rows below the map are empty and rows hold only its width."""
+  values = _random_values(key, np.random.default_rng(5))[:4, :5]
+  rows = encoding.encode_rows(key, tf.constant(values), 7).numpy()
+  item_size = encoding.ROW_DTYPES[key].size
+  assert [len(row) for row in rows] == [5 * item_size] * 4 + [0] * 3
+  padding = -1 if key == 'segment_map' else 0
+  expected = np.full([7, 7], padding)
+  expected[:4, :5] = values
+  np.testing.assert_array_equal(encoding.decode_rows(key, rows), expected)
+  # Whole rows of the padded map (as encode_numpy writes) decode the same.
+  np.testing.assert_array_equal(
+      encoding.decode_rows(key, encoding.encode_numpy(key, expected)),
+      expected)
+  void = encoding.decode_rows(key, encoding.void_rows(7))
+  np.testing.assert_array_equal(void, np.full([7, 7], padding))
+
+
 def test_decode_rows_of_a_batch():
   rng = np.random.default_rng(1)
   batch = [_random_values('instance_mask', rng) for _ in range(3)]
-  rows = tf.stack([encoding.encode_rows('instance_mask', tf.constant(v))
+  rows = tf.stack([encoding.encode_rows('instance_mask', tf.constant(v), 7)
                    for v in batch])
   decoded = encoding.decode_rows('instance_mask', rows)
   assert decoded.shape == (3, 7, 7)
@@ -52,11 +71,16 @@ def test_decode_rows_of_a_batch():
 
 
 def test_encode_rows_inside_a_graph_function():
+  """The map's extent is dynamic inside the transform graph."""
   values = _random_values('segment_map', np.random.default_rng(2), size=5)
-  encode = tf.function(lambda v: encoding.encode_rows('segment_map', v))
+  encode = tf.function(
+      lambda v: encoding.encode_rows('segment_map', v, 6),
+      input_signature=[tf.TensorSpec([None, None], tf.int64)])
+  expected = np.full([6, 6], -1)
+  expected[:5, :3] = values[:, :3]
   np.testing.assert_array_equal(
-      encoding.decode_rows('segment_map', encode(tf.constant(values))),
-      values)
+      encoding.decode_rows('segment_map', encode(tf.constant(values[:, :3]))),
+      expected)
 
 
 def _encoded(array: np.ndarray, image_format: str, **kwargs) -> bytes:

@@ -71,7 +71,7 @@ class TransformConfig:
       raise ValueError(
           f'num_segment_slots must be at most '
           f'{encoding.MAX_NUM_SEGMENT_SLOTS} (segment_map is stored as '
-          f'int16), got {config.num_segment_slots}.')
+          f'uint8), got {config.num_segment_slots}.')
     return config
 
 
@@ -158,36 +158,31 @@ def _label_targets(category_png: tf.Tensor, instance_png: tf.Tensor,
     # Slots are found on the resized masks before padding (fewer pixels).
     targets = panoptic_targets.segment_targets(category, instance, tables,
                                                config.num_segment_slots)
-  targets['segment_map'] = panoptic_targets.pad_to_square(
-      targets['segment_map'], config.output_size, constant_value=-1)
-  targets['category_mask'] = panoptic_targets.pad_to_square(
-      category, config.output_size)
-  targets['instance_mask'] = panoptic_targets.pad_to_square(
-      instance, config.output_size)
+  # The maps are stored unpadded: the decoding pads them (-1 / 0 / 0).
+  size = config.output_size
+  targets['segment_map'] = encoding.encode_rows(
+      'segment_map', targets['segment_map'], size)
+  targets['category_mask'] = encoding.encode_rows('category_mask', category,
+                                                  size)
+  targets['instance_mask'] = encoding.encode_rows('instance_mask', instance,
+                                                  size)
   targets['has_labels'] = tf.constant(1, tf.int64)
-  return _encode_maps(targets)
+  return targets
 
 
 def _unlabelled_targets(config: TransformConfig) -> Dict[str, tf.Tensor]:
   """All-void targets for an example without label PNGs."""
   size, slots = config.output_size, config.num_segment_slots
-  return _encode_maps({
-      'segment_map': tf.fill([size, size], tf.constant(-1, tf.int64)),
+  return {
+      'segment_map': encoding.void_rows(size),
       'segment_classes': tf.fill([slots], tf.constant(-1, tf.int64)),
       'segment_is_thing': tf.zeros([slots], tf.int64),
       'num_segments': tf.constant(0, tf.int64),
       'num_dropped_segments': tf.constant(0, tf.int64),
-      'category_mask': tf.zeros([size, size], tf.int64),
-      'instance_mask': tf.zeros([size, size], tf.int64),
+      'category_mask': encoding.void_rows(size),
+      'instance_mask': encoding.void_rows(size),
       'has_labels': tf.constant(0, tf.int64),
-  })
-
-
-def _encode_maps(targets: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-  """Row-encodes the S×S label maps (`encoding.encode_rows`)."""
-  return {key: (encoding.encode_rows(key, value)
-                if key in encoding.ROW_DTYPES else value)
-          for key, value in targets.items()}
+  }
 
 
 def _label_outputs(category_png: tf.Tensor, instance_png: tf.Tensor,

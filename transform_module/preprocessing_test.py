@@ -428,6 +428,8 @@ def test_transform_config_rejects_non_positive_sizes():
       preprocessing.TransformConfig(output_size=640, num_segment_slots=100))
   with pytest.raises(ValueError, match='positive'):
     preprocessing.TransformConfig.from_custom_config({'output_size': 0})
-  with pytest.raises(ValueError, match='int16'):
+  with pytest.raises(ValueError, match='uint8'):
     preprocessing.TransformConfig.from_custom_config(
-        {'num_segment_slots': 2**15})
+        {'num_segment_slots': 256})
+  assert preprocessing.TransformConfig.from_custom_config(
+      {'num_segment_slots': 255}).num_segment_slots == 255

@@ -8,7 +8,7 @@ TF Model Garden COCO panoptic tf.Examples to which the tf.Transform graph in
 
 The image is stored as one byte string (the source JPEG/PNG, or raw uint8
 pixels when the Transform resized it), the S×S label maps as rows of raw
-bytes (int16/uint8/uint16); both are decoded with `transform_module.encoding`;
+bytes (uint8/uint16, padding left out); both are decoded with `transform_module.encoding`;
 `pixel_valid` is derived from `original_size`.
 
 Each dataset element is `(image, labels)` with static shapes:
