@@ -100,6 +100,8 @@ def compile_pipeline(settings: VertexSettings, output_file: str) -> str:
   from tfx import v1 as tfx
   import trainer_module  # pylint: disable=unused-import  (registers experiments)
   from tfx_pipeline.pipeline import create_pipeline
+  from tfx_pipeline.report import exit_handler
+  from tfx_pipeline.report import page
   # pylint: enable=g-import-not-at-top
   try:
     experiment_overrides.check_against_experiment(
@@ -118,6 +120,14 @@ def compile_pipeline(settings: VertexSettings, output_file: str) -> str:
           default_image=settings.image),
       output_dir=os.path.dirname(output_file),
       output_filename=os.path.basename(output_file))
+  # A job that stops early (the data gate) never reaches ReviewReport: the
+  # exit handler, run after the pipeline whatever its outcome, writes the
+  # page of such a job from what its tasks wrote.
+  runner.set_exit_handler(exit_handler.ReviewReportOnExit(
+      final_status=tfx.orchestration.experimental.FinalStatusStr(),
+      pipeline_root=settings.pipeline_root,
+      pipeline_name=settings.pipeline_name,
+      num_examples=page.DEFAULT_NUM_EXAMPLES))
   runner.run(pipeline)
 
   with open(output_file, encoding='utf-8') as f:

@@ -24,6 +24,8 @@ from runners.vertex import settings as vertex_settings
 from runners.vertex import validation
 from runners.vertex import worker_pool
 from runners.vertex.settings import VertexSettings
+from tfx_pipeline.report import component
+from tfx_pipeline.report import exit_handler
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -146,8 +148,14 @@ def compiled(tmp_path_factory) -> Dict[str, Any]:
           'executors': executors, 'settings': settings}
 
 
+def _dag_tasks(spec) -> Any:
+  """The pipeline's tasks: the `tfx-dag` sub-DAG that TFX compiles when the
+  pipeline has an exit handler (the root DAG holds it and the handler)."""
+  return spec.components['tfx-dag'].dag.tasks
+
+
 def _task_parameters(spec, task: str) -> Dict[str, Any]:
-  parameters = spec.root.dag.tasks[task].inputs.parameters
+  parameters = _dag_tasks(spec)[task].inputs.parameters
   # TFX 1.16 writes the (deprecated) constant_value field of KFP's schema 2.0.
   return {name: value.runtime_value.constant_value.string_value
           for name, value in parameters.items()}
@@ -155,20 +163,21 @@ def _task_parameters(spec, task: str) -> Dict[str, Any]:
 
 def _executor(compiled_pipeline, task: str) -> Dict[str, Any]:
   spec = compiled_pipeline['spec']
-  label = spec.components[spec.root.dag.tasks[task].component_ref.name
-                          ].executor_label
+  tasks = _dag_tasks(spec)
+  task_spec = tasks[task] if task in tasks else spec.root.dag.tasks[task]
+  label = spec.components[task_spec.component_ref.name].executor_label
   return compiled_pipeline['executors'][label]
 
 
 def _task_of(spec, component_id: str) -> str:
-  tasks = [name for name in spec.root.dag.tasks
+  tasks = [name for name in _dag_tasks(spec)
            if name == component_id or name.startswith(component_id + '-')]
   assert tasks, f'{component_id} is not in the compiled pipeline'
   return tasks[0]
 
 
 def _depends_on(spec, downstream: str, upstream: str) -> bool:
-  dependencies = spec.root.dag.tasks[downstream].dependent_tasks
+  dependencies = _dag_tasks(spec)[downstream].dependent_tasks
   return any(d == upstream or d.startswith(upstream + '-')
              for d in dependencies)
 
@@ -185,15 +194,16 @@ def test_every_component_is_compiled_with_its_dependencies(compiled):
     downstream_task = _task_of(spec, downstream)
     assert _depends_on(spec, downstream_task, upstream), (
         f'{downstream_task} does not depend on {upstream}: '
-        f'{list(spec.root.dag.tasks[downstream_task].dependent_tasks)}')
+        f'{list(_dag_tasks(spec)[downstream_task].dependent_tasks)}')
   # InfraValidator does not run on Vertex AI Pipelines.
-  assert not any('InfraValidator' in name for name in spec.root.dag.tasks)
+  assert not any('InfraValidator' in name for name in _dag_tasks(spec))
   assert compiled['job'].runtime_config.gcs_output_directory == PIPELINE_ROOT
 
 
 def test_every_container_runs_the_given_image(compiled):
   images = {}
-  for task in compiled['spec'].root.dag.tasks:
+  for task in [*_dag_tasks(compiled['spec']),
+               exit_handler.EXIT_HANDLER_ID]:
     executor = _executor(compiled, task)
     if 'resolver' in executor:  # Runs inside Vertex AI Pipelines itself.
       assert task.startswith(RESOLVER + '-'), task
@@ -201,6 +211,35 @@ def test_every_container_runs_the_given_image(compiled):
     images[task] = executor['container']['image']
   assert set(images.values()) == {IMAGE}, images
   assert TRAINER in images and 'Transform' in images
+
+
+def test_the_exit_handler_writes_the_page_of_a_run_stopped_early(compiled):
+  """After the pipeline (the tfx-dag sub-DAG), whatever its outcome, the
+  exit handler gets the job's final status and the pipeline root."""
+  from tfx.utils import import_utils  # pylint: disable=g-import-not-at-top
+  import yaml  # pylint: disable=g-import-not-at-top
+  spec = compiled['spec']
+  root_tasks = spec.root.dag.tasks
+  assert set(root_tasks) == {'tfx-dag', exit_handler.EXIT_HANDLER_ID}
+  task = root_tasks[exit_handler.EXIT_HANDLER_ID]
+  assert list(task.dependent_tasks) == ['tfx-dag']
+  assert task.trigger_policy.strategy == (
+      task.trigger_policy.TriggerStrategy.ALL_UPSTREAM_TASKS_COMPLETED)
+  parameters = task.inputs.parameters
+  assert parameters['final_status'].task_final_status.producer_task == (
+      'tfx-dag')
+  assert parameters['pipeline_root'].runtime_value.constant_value.string_value == (
+      PIPELINE_ROOT)
+  assert 'ReviewReport' in _dag_tasks(spec)  # The page of a run that succeeds.
+  args = _executor(compiled, exit_handler.EXIT_HANDLER_ID)['container']['args']
+  executor_class = args[args.index('--executor_class_path') + 1]
+  assert import_utils.import_class_by_path(executor_class) is (
+      exit_handler.ReviewReportOnExit.EXECUTOR_SPEC.executor_class)
+  component_def = spec.components[task.component_ref.name]
+  schema = yaml.safe_load(component_def.output_definitions.artifacts[
+      'report'].artifact_type.instance_schema)
+  assert import_utils.import_class_by_path(schema['title']) is (
+      component.ReviewReportPage)
 
 
 def test_schema_is_read_from_the_image(compiled):
@@ -328,7 +367,8 @@ def test_submit_creates_a_pipeline_job_with_the_compiled_file(
   assert created['location'] == REGION
   assert created['pipeline_root'] == PIPELINE_ROOT
   assert _FakePipelineJob.submitted == [{'service_account': SERVICE_ACCOUNT}]
-  assert json.loads(output.read_text())['pipelineSpec']['root']['dag']['tasks']
+  assert json.loads(output.read_text())['pipelineSpec']['components'][
+      'tfx-dag']['dag']['tasks']
   printed = capsys.readouterr().out
   assert (f'https://console.cloud.google.com/vertex-ai/locations/{REGION}/'
           'pipelines/runs/maskformer-tfx-20250101000000'

@@ -6,7 +6,10 @@ synthetic sample is put under the mapped bucket, and `maskformer-tfx
 rehearse-vertex` runs every task's compiled container command with the
 executor input Vertex would pass: real TFX executors, Beam DirectRunner,
 the Trainer's Vertex AI Training job captured by the fake client and run
-here on the CPU strategy.
+here on the CPU strategy. After the pipeline, the exit handler runs with
+the final status Vertex would pass: the good run's page is ReviewReport's
+(the exit handler points at it), the run stopped at the data gate gets its
+page from the exit handler.
 """
 
 import json
@@ -21,6 +24,8 @@ from runners.vertex_rehearsal import spec as spec_lib
 from runners.vertex_rehearsal import task_runner
 from tests import pipeline_helpers
 from runners.vertex import settings as vertex_settings
+from tfx_pipeline.report import exit_handler
+from tfx_pipeline.report import local_root
 
 BUCKET = 'maskformer-bucket'
 PIPELINE_ROOT = f'gs://{BUCKET}/pipelines/maskformer'
@@ -129,6 +134,26 @@ def test_every_task_exits_0_and_writes_its_artifacts(compiled, rehearsal):
   assert (statistics / 'Split-eval' / 'FeatureStats.pb').exists()
 
 
+def test_a_good_run_has_one_page_named_by_its_job_id(compiled, rehearsal):
+  """ReviewReport's page is the run's; the exit handler, run after the
+  pipeline with final status SUCCEEDED, only points at it."""
+  assert list(spec_lib.load(compiled).exit_tasks) == [
+      exit_handler.EXIT_HANDLER_ID]
+  stdout = rehearsal['stdout']
+  assert f'  {exit_handler.EXIT_HANDLER_ID}: succeeded' in stdout
+  job_root = rehearsal['job_root']
+  (page,) = job_root.rglob(local_root.REPORT_FILE)
+  assert page == (_task_dir(job_root, local_root.REPORT_NODE) /
+                  local_root.REPORT_OUTPUT / local_root.REPORT_FILE)
+  assert f'Review page: {page}' in stdout
+  pointer = (_task_dir(job_root, exit_handler.EXIT_HANDLER_ID) /
+             local_root.REPORT_OUTPUT / exit_handler.RUN_PAGE_FILE)
+  assert pointer.read_text().strip() == str(page)
+  text = page.read_text(encoding='utf-8')
+  assert f'<title>maskformer-tfx run {job_root.name}</title>' in text
+  assert 'not available' not in text
+
+
 def test_placeholders_and_substitutions_are_printed(rehearsal):
   stdout = rehearsal['stdout']
   assert 'Dataflow -> Beam DirectRunner: dropped --runner=DataflowRunner' in (
@@ -191,3 +216,18 @@ def test_data_with_an_anomaly_stops_at_the_gate(rehearsals):
   assert not list(job_root.glob('Transform_*'))
   gate_log = root / '_rehearsal' / job_root.name / 'DataValidationGate.log'
   assert 'DataValidationError: Data validation failed' in gate_log.read_text()
+  # The exit handler ran with final status FAILED and wrote the run's page
+  # from what the job's tasks wrote.
+  assert f'  {exit_handler.EXIT_HANDLER_ID}: succeeded' in result.stdout
+  (page,) = job_root.rglob(local_root.REPORT_FILE)
+  assert page == (_task_dir(job_root, exit_handler.EXIT_HANDLER_ID) /
+                  local_root.REPORT_OUTPUT / local_root.REPORT_FILE)
+  assert f'Review page: {page}' in result.stdout
+  text = page.read_text(encoding='utf-8')
+  assert f'<title>maskformer-tfx run {job_root.name}</title>' in text
+  assert '<li class="bad">DataValidationGate: failed</li>' in text
+  assert 'The run failed at DataValidationGate' in text
+  assert 'DataValidationGate: <b class="bad">FAILED</b>' in text
+  assert 'image/panoptic/category_mask' in text
+  assert 'train (6 examples)' in text and 'eval (3 examples)' in text
+  assert '<li class="muted">Trainer: did not run</li>' in text

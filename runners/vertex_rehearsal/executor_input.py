@@ -6,7 +6,10 @@ schema 2.0 entrypoints read) and `inputs.parameterValues` (plain JSON),
 `inputs.artifacts[key].artifacts[]` (name, type, uri, metadata: the upstream
 task's output as its executor output recorded it), `outputs.artifacts[key]`
 (new artifacts with their URIs under the task's directory) and
-`outputs.outputFile` (where the task writes its ExecutorOutput).
+`outputs.outputFile` (where the task writes its ExecutorOutput). An exit
+handler's `taskFinalStatus` parameter is the job's final status, a KFP
+PipelineTaskFinalStatus: a JSON string in `parameters` (what TFX's
+`FinalStatusStr` receives) and the object in `parameterValues`.
 """
 
 import dataclasses
@@ -76,7 +79,8 @@ def build(task: Task,
           upstream_outputs: Mapping[Tuple[str, str], List[Dict[str, Any]]],
           map_parameter: ParameterMapper,
           map_uri: Callable[[str], str],
-          new_artifact_name: Callable[[], str]
+          new_artifact_name: Callable[[], str],
+          final_status: Optional[Mapping[str, Any]] = None
           ) -> Tuple[Dict[str, Any], List[str]]:
   """The executor input of `task`.
 
@@ -88,6 +92,8 @@ def build(task: Task,
     map_parameter: maps a parameter value (gs:// and image paths).
     map_uri: maps a gs:// URI to its local path.
     new_artifact_name: the next Vertex ML Metadata artifact resource name.
+    final_status: the job's PipelineTaskFinalStatus (JSON form), for an exit
+      task's `taskFinalStatus` parameter.
 
   Returns:
     The executor input and the lines describing each substitution.
@@ -96,6 +102,15 @@ def build(task: Task,
   parameters, parameter_values = {}, {}
   for name, spec in sorted(task.spec.get('inputs', {}).get('parameters',
                                                           {}).items()):
+    if 'taskFinalStatus' in spec:
+      if final_status is None:
+        raise RehearsalError(f'Task {task.name}: parameter {name} is the final '
+                             'status of a DAG; only an exit task gets one.')
+      parameters[name] = _as_value(json.dumps(final_status, sort_keys=True))
+      parameter_values[name] = dict(final_status)
+      notes.append(f'{task.name}: parameter {name}: final status '
+                   f'{final_status["state"]}')
+      continue
     value, changes = map_parameter(name, _constant(task, name, spec))
     notes.extend(changes)
     parameters[name] = _as_value(value)

@@ -8,6 +8,12 @@ with `image`, `command`, `args` and optionally a `lifecycle.preCacheCheck`
 driver, an `importer` or a `resolver`). Container arguments carry
 placeholders such as `{{$}}` (the executor input JSON) and
 `{{$.inputs.parameters['name']}}`, resolved here against an executor input.
+
+With an exit handler (`KubeflowV2DagRunner.set_exit_handler`), the root DAG
+holds two tasks: `tfx-dag`, whose component is a sub-DAG of the pipeline's
+tasks, and the exit handler, which depends on it with trigger policy
+ALL_UPSTREAM_TASKS_COMPLETED (it runs whatever the sub-DAG's outcome) and
+takes its final status as a `taskFinalStatus` parameter.
 """
 
 import dataclasses
@@ -46,11 +52,20 @@ class Task:
 
 @dataclasses.dataclass(frozen=True)
 class CompiledPipeline:
-  """A compiled PipelineJob: its display name, pipeline root and tasks."""
+  """A compiled PipelineJob: its display name, pipeline root and tasks.
+
+  Attributes:
+    tasks: The pipeline's tasks (of the `tfx-dag` sub-DAG, if there is one).
+    exit_tasks: Tasks that run after them whatever their outcome (the exit
+      handler).
+    dag_name: The sub-DAG task the exit tasks depend on ('' if none).
+  """
   path: str
   display_name: str
   pipeline_root: str
   tasks: Mapping[str, Task]
+  exit_tasks: Mapping[str, Task] = dataclasses.field(default_factory=dict)
+  dag_name: str = ''
 
   def in_dependency_order(self) -> List[Task]:
     """Every task after the tasks it depends on (ties: by name)."""
@@ -98,28 +113,54 @@ def load(path: str) -> CompiledPipeline:
   components = _require(spec, 'components', 'pipelineSpec', path)
   executors = _require(_require(spec, 'deploymentSpec', 'pipelineSpec', path),
                        'executors', 'deploymentSpec', path)
-  tasks = {}
-  for name, task_spec in dag_tasks.items():
+
+  def component_of(name: str, task_spec: Mapping[str, Any]) -> Any:
     ref = task_spec.get('componentRef', {}).get('name')
     component = components.get(ref)
     if component is None:
       raise RehearsalError(f'{path}: task {name} refers to component {ref!r}, '
                            'which the pipeline does not define.')
+    return component
+
+  def task_of(name: str, task_spec: Mapping[str, Any]) -> Task:
+    component = component_of(name, task_spec)
     executor = executors.get(component.get('executorLabel'))
     if executor is None:
-      raise RehearsalError(f'{path}: component {ref} has no executor '
-                           f'{component.get("executorLabel")!r}.')
-    tasks[name] = Task(name, task_spec, component, executor)
+      raise RehearsalError(f'{path}: component '
+                           f'{task_spec["componentRef"]["name"]} has no '
+                           f'executor {component.get("executorLabel")!r}.')
+    return Task(name, task_spec, component, executor)
+
+  sub_dags = [name for name, task_spec in dag_tasks.items()
+              if 'dag' in component_of(name, task_spec)]
+  if len(sub_dags) > 1:
+    raise RehearsalError(f'{path}: the root DAG has several sub-DAGs '
+                         f'{sub_dags}; TFX compiles at most one (tfx-dag).')
+  dag_name = sub_dags[0] if sub_dags else ''
+  exit_tasks = {}
+  if dag_name:
+    for name, task_spec in dag_tasks.items():
+      if name != dag_name:
+        exit_tasks[name] = task_of(name, task_spec)
+    dag_tasks = _require(component_of(dag_name, dag_tasks[dag_name])['dag'],
+                         'tasks', f'component {dag_name} dag', path)
+  tasks = {name: task_of(name, task_spec)
+           for name, task_spec in dag_tasks.items()}
   for task in tasks.values():
     missing = [up for up in task.upstream if up not in tasks]
     if missing:
       raise RehearsalError(f'{path}: task {task.name} depends on unknown '
                            f'tasks {missing}.')
+  for task in exit_tasks.values():
+    if task.upstream != [dag_name]:
+      raise RehearsalError(f'{path}: exit task {task.name} depends on '
+                           f'{task.upstream}, not on {dag_name} alone.')
   return CompiledPipeline(
       path=path,
       display_name=job.get('displayName') or spec.get(
           'pipelineInfo', {}).get('name', 'pipeline'),
-      pipeline_root=root, tasks=tasks)
+      pipeline_root=root, tasks=tasks, exit_tasks=exit_tasks,
+      dag_name=dag_name)
 
 
 # KFP v2 runtime placeholders (kfp.dsl placeholders and the Vertex service).

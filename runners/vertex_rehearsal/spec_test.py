@@ -67,6 +67,43 @@ def test_an_unknown_upstream_task_is_named(tmp_path):
     spec.load(_write(tmp_path, job))
 
 
+def _with_exit_handler(tasks):
+  """A job as TFX compiles it with an exit handler: the tasks in the
+  `tfx-dag` sub-DAG, the root DAG holding it and the exit task."""
+  job = _job(tasks)
+  spec_json = job['pipelineSpec']
+  spec_json['components']['tfx-dag'] = {'dag': spec_json['root']['dag']}
+  spec_json['components']['OnExit'] = {'executorLabel': 'OnExit_executor'}
+  spec_json['deploymentSpec']['executors']['OnExit_executor'] = _CONTAINER
+  spec_json['root'] = {'dag': {'tasks': {
+      'tfx-dag': {'componentRef': {'name': 'tfx-dag'}},
+      'OnExit': {'componentRef': {'name': 'OnExit'},
+                 'dependentTasks': ['tfx-dag'],
+                 'triggerPolicy': {'strategy':
+                                   'ALL_UPSTREAM_TASKS_COMPLETED'},
+                 'inputs': {'parameters': {'final_status': {
+                     'taskFinalStatus': {'producerTask': 'tfx-dag'}}}}}}}}
+  return job
+
+
+def test_the_sub_dag_tasks_run_then_the_exit_task(tmp_path):
+  pipeline = spec.load(_write(tmp_path, _with_exit_handler(
+      {'Trainer': ['Transform'], 'Transform': []})))
+  assert [task.name for task in pipeline.in_dependency_order()] == [
+      'Transform', 'Trainer']
+  assert list(pipeline.exit_tasks) == ['OnExit']
+  assert pipeline.dag_name == 'tfx-dag'
+
+
+def test_an_exit_task_that_depends_on_a_task_is_named(tmp_path):
+  job = _with_exit_handler({'Transform': []})
+  job['pipelineSpec']['root']['dag']['tasks']['OnExit']['dependentTasks'] = [
+      'Transform']
+  with pytest.raises(RehearsalError, match=r"exit task OnExit depends on "
+                     r"\['Transform'\], not on tfx-dag"):
+    spec.load(_write(tmp_path, job))
+
+
 _EXECUTOR_INPUT = {
     'inputs': {
         'parameters': {'steps': {'intValue': '5'},

@@ -4,7 +4,9 @@ Container tasks run as subprocesses with their compiled command and args
 (placeholders resolved, substitutions printed), the ImportExampleGen driver
 (`lifecycle.preCacheCheck`) first where there is one; importer tasks
 register their artifact; resolver tasks query the metadata stand-in. The
-first failing task stops the run, as on Vertex AI Pipelines.
+first failing task stops the run, as on Vertex AI Pipelines. Exit tasks
+(the exit handler) then run, succeeded or failed, with the final status
+Vertex passes them (`final_status`).
 """
 
 import dataclasses
@@ -24,11 +26,15 @@ from runners.vertex_rehearsal import substitutions
 from runners.vertex_rehearsal.gcs import GcsMapping
 from runners.vertex_rehearsal.spec import RehearsalError
 from runners.vertex_rehearsal.spec import Task
+from tfx_pipeline.report import local_root
 
 CONTAINER_SITE_DIR = str(pathlib.Path(__file__).resolve().parent /
                          'container_site')
 # Vertex's project number in artifact paths; the rehearsal has no project.
 PROJECT_NUMBER = '000000000000'
+LOCATION = 'local'
+# google.rpc.Code FAILED_PRECONDITION, the code of a failed job's error.
+_FAILED_CODE = 9
 LOG_TAIL_LINES = 40
 
 
@@ -125,6 +131,15 @@ class Rehearsal:
       not_run = [r.name for r in results if r.status == 'not run']
       self.print(f'\nTask {failed} failed; Vertex AI Pipelines stops the run '
                  f'there. Not run: {", ".join(not_run) or "none"}.')
+    status = self.final_status(failed)
+    for task in self.pipeline.exit_tasks.values():
+      self.print(f'\n== {task.name} (exit handler after '
+                 f'{self.pipeline.dag_name}: {status["state"]})')
+      start = time.monotonic()
+      result = self._run_task(task, status)
+      result.seconds = time.monotonic() - start
+      results.append(result)
+      self.print(f'== {task.name}: {result.status} in {result.seconds:.0f} s')
     capture_dir = os.path.join(self.log_dir, 'custom_jobs')
     custom_jobs = (sorted(os.path.join(capture_dir, name)
                           for name in os.listdir(capture_dir))
@@ -132,12 +147,32 @@ class Rehearsal:
     return RehearsalResult(self.job_id, self.gcs.local_path(self.job_root_uri),
                            self.log_dir, results, custom_jobs)
 
-  def _run_task(self, task: Task) -> TaskResult:
+  def final_status(self, failed_task: Optional[str]) -> Dict[str, Any]:
+    """The PipelineTaskFinalStatus (JSON) Vertex passes an exit handler.
+
+    Fields as KFP's pipeline_spec.proto defines them; the error message is
+    this rehearsal's wording, naming the failed task as Vertex's does.
+    """
+    status = {
+        'state': 'FAILED' if failed_task else 'SUCCEEDED',
+        'pipelineJobResourceName': (f'projects/{PROJECT_NUMBER}/locations/'
+                                    f'{LOCATION}/pipelineJobs/{self.job_id}'),
+        'pipelineTaskName': self.pipeline.dag_name,
+    }
+    if failed_task:
+      status['error'] = {
+          'code': _FAILED_CODE,
+          'message': ('The DAG failed because some tasks failed. The failed '
+                      f'tasks are: [{failed_task}].')}
+    return status
+
+  def _run_task(self, task: Task,
+                final_status: Optional[Dict[str, Any]] = None) -> TaskResult:
     location = executor_input_lib.TaskLocation(
         self.job_root_uri, task.name, uuid.uuid4().hex[:16])
     executor_input, notes = executor_input_lib.build(
         task, location, self.outputs, self._map_parameter(task),
-        self.gcs.local_path, self.store.new_name)
+        self.gcs.local_path, self.store.new_name, final_status)
     for note in notes:
       self.print(f'  {note}')
     if task.kind == 'resolver':
@@ -310,4 +345,15 @@ def summary(result: RehearsalResult) -> List[str]:
         lines.append('Pusher: not pushed (the model was not blessed)')
   for path in result.custom_jobs:
     lines.append(f'Captured Vertex AI CustomJob: {path}')
+  lines.extend(f'Review page: {path}' for path in review_pages(result))
   return lines
+
+
+def review_pages(result: RehearsalResult) -> List[str]:
+  """The review pages the run wrote (ReviewReport's, or the exit handler's
+  for a run that stopped before it)."""
+  return [os.path.join(artifact['uri'], local_root.REPORT_FILE)
+          for task in result.tasks
+          for artifact in task.outputs.get(local_root.REPORT_OUTPUT, [])
+          if os.path.isfile(os.path.join(artifact['uri'],
+                                         local_root.REPORT_FILE))]

@@ -7,6 +7,9 @@
   `examples_section`, `provenance_section`) on `html_parts`.
 * `component`: the ReviewReport TFX component, last in the pipeline, which
   builds the page from its input artifacts only (local and Vertex runs).
+* `exit_handler` and `vertex_job`: on Vertex AI Pipelines, the page of a job
+  that stopped before ReviewReport (e.g. at the data gate), built after the
+  pipeline from the job's final status and its task outputs.
 * `local_root` and `cli`: `maskformer-tfx report PIPELINE_ROOT` and the
   report at the end of `maskformer-tfx run`.
 

@@ -10,7 +10,7 @@ say why they are not available.
 """
 
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from tfx import types
 from tfx.dsl.components.base import base_component
@@ -22,6 +22,7 @@ from tfx.types import standard_artifacts
 from tfx_pipeline.report import local_root
 from tfx_pipeline.report import page
 from tfx_pipeline.report import run_record
+from tfx_pipeline.report import vertex_job
 
 PIPELINE_NAME_KEY = 'pipeline_name'
 NUM_EXAMPLES_KEY = 'num_examples'
@@ -53,6 +54,12 @@ _REQUIRED_INPUTS = ('statistics', 'schema', 'anomalies')
 assert set(_INPUT_TYPES) == set(run_record.COMPONENT_INPUTS)
 
 
+def output_type_names() -> Dict[Tuple[str, str], str]:
+  """{(node id, output key): artifact type name} of the report's inputs."""
+  return {run_record.COMPONENT_INPUTS[name]: artifact_type.TYPE_NAME
+          for name, artifact_type in _INPUT_TYPES.items()}
+
+
 class ReviewReportSpec(types.ComponentSpec):
   """Inputs: the run's artifacts; output: the page."""
   PARAMETERS = {
@@ -78,16 +85,19 @@ class Executor(base_executor.BaseExecutor):
          exec_properties: Dict[str, Any]) -> None:
     artifacts = {name: (input_dict.get(name) or [None])[0]
                  for name in _INPUT_TYPES}
+    output = output_dict[local_root.REPORT_OUTPUT][0]
     run_id = ''
     if self._context is not None:
       run_id = self._context.pipeline_run_id or ''
+    # On Vertex the executor gets no run id: the job id is in the layout of
+    # its output URI.
+    run_id = run_id or vertex_job.job_id_of_output(output.uri)
     run = run_record.from_artifacts(
         artifacts, exec_properties.get(PIPELINE_NAME_KEY) or '', run_id,
         passed_nodes=(_PASSED_GATE,))
     html = page.build_report_html(
         run, int(exec_properties.get(NUM_EXAMPLES_KEY)
                  or page.DEFAULT_NUM_EXAMPLES))
-    output = output_dict[local_root.REPORT_OUTPUT][0]
     page.write_page(html, os.path.join(output.uri, local_root.REPORT_FILE))
 
 

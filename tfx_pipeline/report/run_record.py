@@ -4,8 +4,10 @@ A `PipelineRun` is either read from a local pipeline root's ML Metadata
 (`mlmd_run.load_run`: every node's execution state, properties and
 artifacts) or assembled from the input artifacts of the ReviewReport
 component (`from_artifacts`: no ML Metadata and no pipeline root needed, so
-it works on Vertex AI Pipelines too). The sections read artifacts by node id
-and output key (`run.output('Trainer', 'model')`) either way.
+it works on Vertex AI Pipelines too), or read from a Vertex job's task
+outputs by its exit handler (`vertex_job.load_run`). The sections read
+artifacts by node id and output key (`run.output('Trainer', 'model')`)
+either way.
 """
 
 import dataclasses
@@ -68,7 +70,9 @@ class PipelineRun:
   """What is known about one pipeline run.
 
   Attributes:
-    pipeline_root: The local pipeline root (None: built from artifacts).
+    pipeline_root: The pipeline root the run was read from: a local one's
+      ML Metadata, or a Vertex job's task outputs (`vertex_job`); None:
+      built from the ReviewReport component's input artifacts.
     pipeline_name: The pipeline's name.
     run_id: The pipeline run id.
     started: When the run started (None if unknown).
