@@ -156,8 +156,17 @@ def decode_rows(key: str, rows: tf.Tensor) -> tf.Tensor:
   dtype = ROW_DTYPES[key]
   rows = tf.convert_to_tensor(rows, tf.string)
   output_size = rows.shape[-1]
-  values = tf.io.decode_raw(rows, dtype, little_endian=True,
-                            fixed_length=output_size * dtype.size)
+  row_bytes = output_size * dtype.size
+  # decode_raw would silently cut a longer row, e.g. the int16 segment_map
+  # rows of the previous contract.
+  fits = tf.debugging.Assert(
+      tf.reduce_all(tf.strings.length(rows) <= row_bytes),
+      [f'{key!r} has rows longer than S = {output_size} {dtype.name} values: '
+       'written by an older Transform output contract (schemas/'
+       'transform_output.md); re-run the Transform.'])
+  with tf.control_dependencies([fits]):
+    values = tf.io.decode_raw(rows, dtype, little_endian=True,
+                              fixed_length=row_bytes)
   values = tf.cast(values, tf.int32)
   offset = _STORED_OFFSETS.get(key, 0)
   if offset:

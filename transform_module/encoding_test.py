@@ -60,6 +60,13 @@ def test_unpadded_map_is_stored_in_its_extent_and_padded_back(key):
   np.testing.assert_array_equal(void, np.full([7, 7], padding))
 
 
+def test_rows_of_the_former_int16_segment_map_are_rejected():
+  former = [np.full([7], -1, '<i2').tobytes()] * 7
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match='older Transform output contract'):
+    encoding.decode_rows('segment_map', former)
+
+
 def test_decode_rows_of_a_batch():
   rng = np.random.default_rng(1)
   batch = [_random_values('instance_mask', rng) for _ in range(3)]
