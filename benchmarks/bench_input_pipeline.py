@@ -44,8 +44,7 @@ sys.path.insert(0, str(_REPO_ROOT))
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from official.core import exp_factory  # pylint: disable=g-import-not-at-top,wrong-import-position
-# Importing the configs registers the experiments.
-from trainer_module.configs import maskformer as _maskformer_configs  # pylint: disable=g-import-not-at-top,wrong-import-position,unused-import
+from trainer_module import registry_imports  # pylint: disable=g-import-not-at-top,wrong-import-position,unused-import
 from trainer_module.dataloaders import maskformer_input  # pylint: disable=g-import-not-at-top,wrong-import-position
 from trainer_module.tasks import maskformer as maskformer_task  # pylint: disable=g-import-not-at-top,wrong-import-position
 from transform_module import beam_runner  # pylint: disable=g-import-not-at-top,wrong-import-position

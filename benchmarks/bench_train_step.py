@@ -20,13 +20,9 @@ import tf_keras
 
 from official.core import exp_factory
 from official.core import task_factory
-# pylint: disable=unused-import
-# Importing these registers the experiments and the task.
-from trainer_module.configs import maskformer as _maskformer_configs
+from trainer_module import registry_imports  # pylint: disable=unused-import
 from trainer_module.dataloaders import maskformer_input
 from trainer_module.dataloaders import synthetic_examples
-from trainer_module.tasks import maskformer as _maskformer_task
-# pylint: enable=unused-import
 
 MODES = ('eager', 'function', 'xla')
 

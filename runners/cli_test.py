@@ -1,11 +1,17 @@
 """`maskformer-tfx run` takes TF Model Garden's --config_file and
---params_override spellings, applied as TFMG applies them."""
+--params_override spellings, applied as TFMG applies them; building the
+parser, `--help` and argument errors load no TensorFlow."""
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
 from runners import cli
+from tfx_pipeline import config as pipeline_config
 from tfx_pipeline import experiment_overrides
 
 
@@ -16,11 +22,10 @@ def _config(argv, tmp_path):
 
 
 def _experiment(config):
-  from official.core import exp_factory  # pylint: disable=g-import-not-at-top
   from official.modeling import hyperparams  # pylint: disable=g-import-not-at-top
   return hyperparams.override_params_dict(
-      exp_factory.get_exp_config(config.experiment), config.params_override,
-      is_strict=True)
+      pipeline_config.experiment_params(config.experiment),
+      config.params_override, is_strict=True)
 
 
 def test_config_files_then_params_override_reach_the_trainer(tmp_path):
@@ -75,3 +80,33 @@ def test_run_with_a_bad_config_file_fails_with_one_paragraph(tmp_path, capsys):
   assert 'The pipeline run failed:' in error
   assert f'--config_file {bad} must be a YAML mapping' in error
   assert 'Traceback' not in error
+
+
+def test_help_and_argument_errors_load_no_tensorflow():
+  # A fresh interpreter (this one has TensorFlow loaded): what `maskformer-tfx
+  # --help`, `run --help` and a bad argument import before they exit.
+  script = textwrap.dedent("""
+      import sys
+      from runners import cli
+      for argv in (['--help'], ['run', '--help'], ['predict', '--help'],
+                   ['run', '--train-steps', '0'], ['no-such-command']):
+        try:
+          cli.main(argv)
+        except SystemExit as stop:
+          assert stop.code in (0, 2), (argv, stop.code)
+        else:
+          raise AssertionError(f'{argv} did not exit')
+      heavy = sorted(name for name in ('tensorflow', 'official', 'tfx',
+                                       'apache_beam', 'tensorflow_transform')
+                     if name in sys.modules)
+      print('heavy modules:', heavy, file=sys.stderr)
+      sys.exit(1 if heavy else 0)
+      """)
+  repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  result = subprocess.run([sys.executable, '-c', script], cwd=repo_root,
+                          capture_output=True, text=True, timeout=120,
+                          check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'usage: maskformer-tfx run' in result.stdout
+  assert 'argument --train-steps: must be at least 1, got 0' in result.stderr
+  assert "invalid choice: 'no-such-command'" in result.stderr

@@ -98,7 +98,7 @@ def compile_pipeline(settings: VertexSettings, output_file: str) -> str:
   validation.validate(settings)
   # pylint: disable=g-import-not-at-top
   from tfx import v1 as tfx
-  import trainer_module  # pylint: disable=unused-import  (registers experiments)
+  from trainer_module import registry_imports  # pylint: disable=unused-import
   from tfx_pipeline.pipeline import create_pipeline
   from tfx_pipeline.report import exit_handler
   from tfx_pipeline.report import page

@@ -299,7 +299,7 @@ def test_trainer_requests_the_tpu_worker_pool(compiled):
 def test_trainer_runs_the_experiment_on_the_tpu_strategy(compiled):
   from official.core import exp_factory  # pylint: disable=g-import-not-at-top
   from official.modeling import hyperparams  # pylint: disable=g-import-not-at-top
-  import trainer_module  # pylint: disable=g-import-not-at-top,unused-import
+  from trainer_module import registry_imports  # pylint: disable=g-import-not-at-top,unused-import
   task = _task_of(compiled['spec'], TRAINER)
   custom_config = json.loads(
       _task_parameters(compiled['spec'], task)['custom_config'])

@@ -3,7 +3,9 @@
 import dataclasses
 from typing import Any, Dict, List, Optional, Tuple
 
-from trainer_module.configs.maskformer_experiments import DEFAULT_EXPERIMENT
+# Experiment names only (no TensorFlow): building a parser or a config stays
+# light; `experiment_params` registers the experiments when it looks one up.
+from trainer_module.configs.experiment_names import DEFAULT_EXPERIMENT
 
 DEFAULT_PIPELINE_NAME = 'maskformer-tfx'
 # The default PQ bound of the Evaluator's gate (fraction, not percent).
@@ -121,7 +123,10 @@ def experiment_params(experiment: str) -> Any:
   Raises:
     ValueError: naming the experiment and the registered MaskFormer ones.
   """
-  from official.core import exp_factory  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top,unused-import
+  from official.core import exp_factory
+  from trainer_module import registry_imports
+  # pylint: enable=g-import-not-at-top,unused-import
   try:
     return exp_factory.get_exp_config(experiment)
   except (KeyError, LookupError):

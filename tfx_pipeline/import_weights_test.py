@@ -19,7 +19,7 @@ from official.core import exp_factory
 from official.core import task_factory
 from official.modeling import hyperparams
 from runners import cli
-import trainer_module  # pylint: disable=unused-import  # registers the task
+from trainer_module import registry_imports  # pylint: disable=unused-import
 from trainer_module import raw_outputs
 from trainer_module.checkpoints import detectron2_mapping
 from trainer_module.checkpoints import differential

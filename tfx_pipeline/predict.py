@@ -39,8 +39,6 @@ from schemas.coco_panoptic_png import encode_segment_ids
 from tfx_pipeline import cli_args
 from tfx_pipeline import segment_images
 from trainer_module import progress as train_progress
-from trainer_module.export import SERVING_DEFAULT
-from trainer_module.export import SERVING_IMAGE
 
 PREDICTIONS_JSON = 'predictions.json'
 PREDICTIONS_DIR = 'predictions'
@@ -253,7 +251,11 @@ def predict_images(model: Any, items: Iterable[InputImage],
   Records go through `serving_default`, image files through `serving_image`;
   `progress(images done)` is called after each batch.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  from trainer_module.export import SERVING_DEFAULT
+  from trainer_module.export import SERVING_IMAGE
+  # pylint: enable=g-import-not-at-top
   done = 0
   for batch in _batches(iter(items), batch_size):
     if batch[0].serialized_example is not None:

@@ -15,10 +15,9 @@ import tensorflow as tf
 
 from official.core import exp_factory
 from trainer_module import export
+from trainer_module import registry_imports  # pylint: disable=unused-import
 from trainer_module.modeling import factory
 from trainer_module.ops.panoptic_inference import panoptic_inference
-# Registers the experiments.
-from trainer_module.configs import maskformer as _maskformer_configs  # pylint: disable=unused-import
 # The transformed synthetic sample (S = 64, N = 8) of the run_fn tests.
 from trainer_module.run_fn_test import NUM_SEGMENT_SLOTS
 from trainer_module.run_fn_test import OUTPUT_SIZE

@@ -32,7 +32,7 @@ from absl import logging
 import tensorflow as tf
 
 from official.core import config_definitions as cfg
-from trainer_module.configs import maskformer_experiments
+from trainer_module.configs import experiment_names
 
 # Bytes read from the start and from the end of each example file.
 SAMPLED_BYTES = 1 << 20
@@ -110,7 +110,7 @@ def checkpoint_dir_of(fn_args: Any, params: cfg.ExperimentConfig) -> str:
   if not base:
     return fn_args.model_run_dir
   experiment = (custom_config.get('experiment') or
-                maskformer_experiments.DEFAULT_EXPERIMENT)
+                experiment_names.DEFAULT_EXPERIMENT)
   key = custom_config.get('run_key')
   if not key:
     transform_output_dir = (getattr(fn_args, 'transform_output', None) or

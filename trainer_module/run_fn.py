@@ -60,11 +60,9 @@ from official.modeling import hyperparams
 from official.modeling import performance
 from trainer_module import export
 from trainer_module import progress
+from trainer_module import registry_imports  # pylint: disable=unused-import
 from trainer_module import run_checkpoints
-# Registers the experiments and the task (explicitly: `trainer_module` may be
-# imported as a namespace package by a stale editable install).
-from trainer_module.configs import maskformer_experiments
-from trainer_module.tasks import maskformer as _maskformer_task  # pylint: disable=unused-import
+from trainer_module.configs import experiment_names
 from trainer_module.tasks import init_checkpoint as init_checkpoint_lib
 
 DEFAULT_COMPRESSION_TYPE = 'GZIP'
@@ -144,7 +142,7 @@ def build_experiment_config(fn_args: Any) -> cfg.ExperimentConfig:
   custom_config = dict(fn_args.custom_config or {})
   params = exp_factory.get_exp_config(
       custom_config.get('experiment') or
-      maskformer_experiments.DEFAULT_EXPERIMENT)
+      experiment_names.DEFAULT_EXPERIMENT)
   params = hyperparams.override_params_dict(
       params, custom_config.get('params_override') or '', is_strict=True)
   if custom_config.get('init_checkpoint'):

@@ -188,13 +188,24 @@ def test_killed_training_resumes_from_its_last_checkpoint(transformed_sample,
                                     export.TRANSFORM_LABELS}
 
 
-def test_run_fn_trains_on_raw_examples_through_the_transform_graph(
-    transformed_sample, tmp_path):
-  fn_args = make_fn_args(transformed_sample, tmp_path, train_steps=2,
+@pytest.fixture(scope='module')
+def raw_examples_run(transformed_sample,
+                     tmp_path_factory) -> fn_args_utils.FnArgs:
+  """The FnArgs of a finished 2-step run_fn on raw TFMG records (the
+  transform graph applied on the fly), without checkpoint_dir, its model
+  exported as a TFX model artifact (`model/Format-Serving`)."""
+  work = tmp_path_factory.mktemp('raw_examples_run')
+  fn_args = make_fn_args(transformed_sample, work, train_steps=2,
                          materialized=None, compression_type='')
   fn_args.train_files = fn_args.eval_files = [transformed_sample['raw']]
+  fn_args.serving_model_dir = str(work / 'model' / 'Format-Serving')
   run_fn(fn_args)
+  return fn_args
 
+
+def test_run_fn_trains_on_raw_examples_through_the_transform_graph(
+    raw_examples_run, transformed_sample):
+  fn_args = raw_examples_run
   # Without checkpoint_dir the checkpoints live in model_run_dir.
   assert checkpoint_step(fn_args.model_run_dir) == 2
   params = build_experiment_config(fn_args)
@@ -204,6 +215,20 @@ def test_run_fn_trains_on_raw_examples_through_the_transform_graph(
                             'validation')
   assert eval_steps['pq'] == [2]
   assert tf.saved_model.contains_saved_model(fn_args.serving_model_dir)
+
+
+def test_tfx_finds_the_function_named_by_the_pipelines_run_fn():
+  # The pipeline's Trainer has run_fn='trainer_module.run_fn': TFX reloads the
+  # package and reads the attribute, after this process imported the
+  # submodule of the same name (which binds the module, not the function).
+  # pylint: disable=g-import-not-at-top
+  import importlib
+  from tfx.utils import import_utils
+  # pylint: enable=g-import-not-at-top
+  module = importlib.import_module('trainer_module.run_fn')
+  assert import_utils.import_func_from_module('trainer_module',
+                                              'run_fn') is module.run_fn
+  assert module.run_fn is run_fn
 
 
 def test_experiment_config_takes_files_sizes_and_steps_from_fn_args(
@@ -322,14 +347,11 @@ def test_finished_runs_are_deleted_and_unfinished_ones_bounded(tmp_path):
 
 
 @pytest.fixture(scope='module')
-def exported_model(transformed_sample, tmp_path_factory) -> str:
-  """The serving model dir of a 2-step run_fn (a TFX model artifact)."""
-  work = tmp_path_factory.mktemp('exported_model')
-  fn_args = make_fn_args(transformed_sample, work / 'Format-Parent',
-                         train_steps=2, checkpoint_dir=str(work / 'ckpt'))
-  fn_args.serving_model_dir = str(work / 'model' / 'Format-Serving')
-  run_fn(fn_args)
-  return fn_args.serving_model_dir
+def exported_model(raw_examples_run) -> str:
+  """The serving model dir of a 2-step run_fn (a TFX model artifact); the
+  base model of the warm-start tests, whose examples (transformed ones)
+  need not be the base model's."""
+  return raw_examples_run.serving_model_dir
 
 
 def _value_fingerprints(arrays) -> List[Any]:

@@ -17,13 +17,13 @@ from absl import app
 from absl import flags
 import tf_keras
 
-import trainer_module  # pylint: disable=unused-import  (registers experiments)
 from official.common import flags as tfm_flags
 from official.core import config_definitions as cfg
 from official.core import task_factory
 from official.core import train_lib
 from official.core import train_utils
 from trainer_module import progress
+from trainer_module import registry_imports  # pylint: disable=unused-import
 from trainer_module.run_fn import distribution_strategy
 
 FLAGS = flags.FLAGS

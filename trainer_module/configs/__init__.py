@@ -1,7 +1,3 @@
-"""MaskFormer configs; importing the package registers the experiments
-(`maskformer_experiments`, and the PyTorch-convention ones of
-`maskformer_detectron2`)."""
-
-# pylint: disable=unused-import
-from trainer_module.configs import maskformer_detectron2
-from trainer_module.configs import maskformer_experiments
+"""MaskFormer configs. Importing the package registers nothing: the
+experiments are registered by `trainer_module.registry_imports`, their names
+are in `experiment_names` (no TensorFlow import)."""

@@ -17,9 +17,10 @@ ImageNet R-50 converted with `--backbone-only`).
 from official.core import config_definitions as cfg
 from official.core import exp_factory
 from trainer_module.configs import backbones
+from trainer_module.configs import experiment_names
 from trainer_module.configs import maskformer_experiments
 
-EXPERIMENT = 'maskformer_coco_panoptic_d2'
+EXPERIMENT = experiment_names.COCO_PANOPTIC_D2
 
 
 @exp_factory.register_config_factory(EXPERIMENT)

@@ -1,6 +1,7 @@
 """The registered MaskFormer experiments (`official.core.exp_factory`).
 
-Registered on import (importing `trainer_module` imports this module):
+Registered on import (`trainer_module.registry_imports` imports this module;
+the names are in `experiment_names`):
 
 * `maskformer_coco_panoptic`: the reference COCO panoptic setup of Cheng et al.
   2021 (R50 + 6 encoder layers, 640×640 static input, AdamW 1e-4, batch 64,
@@ -10,7 +11,8 @@ Registered on import (importing `trainer_module` imports this module):
 * `maskformer_coco_panoptic_1344`: the same at the reference's scale (S = 1344).
 * `maskformer_tiny`: the same architecture scaled down (ResNet-18 × 0.25,
   128×128 input, hidden 64, 20 queries) that trains on a CPU from scratch; the
-  default experiment (`DEFAULT_EXPERIMENT`) of pipeline runs and the tests.
+  default experiment (`experiment_names.DEFAULT_EXPERIMENT`) of pipeline runs
+  and the tests.
 
 The config dataclasses they fill in are in `trainer_module.configs.maskformer`.
 """
@@ -21,12 +23,9 @@ from official.core import config_definitions as cfg
 from official.core import exp_factory
 from official.vision.configs import backbones
 from trainer_module import optimization
+from trainer_module.configs import experiment_names
 from trainer_module.configs import maskformer_model
 from trainer_module.configs import maskformer as maskformer_cfg
-
-# The experiment that the Trainer runs when none is given (pipeline runs,
-# `maskformer-tfx run`, tests): small enough to train on a CPU.
-DEFAULT_EXPERIMENT = 'maskformer_tiny'
 # 1067, the long side of a 4:3 COCO image at the reference's test size
 # (1067×800), fits that test size into S = 640 (see
 # `maskformer.AUG_REFERENCE_SIZE`); 1344 reproduces the reference at S = 1344.
@@ -76,7 +75,7 @@ def _restrictions() -> List[str]:
           'task.validation_data.is_training != None']
 
 
-@exp_factory.register_config_factory('maskformer_coco_panoptic')
+@exp_factory.register_config_factory(experiment_names.COCO_PANOPTIC)
 def maskformer_coco_panoptic() -> cfg.ExperimentConfig:
   """Reference MaskFormer R50 + 6 Enc on COCO panoptic (PQ 46.5 reported)."""
   train_steps = 554_400
@@ -119,7 +118,7 @@ def maskformer_coco_panoptic() -> cfg.ExperimentConfig:
       restrictions=_restrictions())
 
 
-@exp_factory.register_config_factory('maskformer_coco_panoptic_1344')
+@exp_factory.register_config_factory(experiment_names.COCO_PANOPTIC_1344)
 def maskformer_coco_panoptic_1344() -> cfg.ExperimentConfig:
   """`maskformer_coco_panoptic` at the reference's scale: S = 1344.
 
@@ -139,7 +138,7 @@ def maskformer_coco_panoptic_1344() -> cfg.ExperimentConfig:
   return config
 
 
-@exp_factory.register_config_factory('maskformer_tiny')
+@exp_factory.register_config_factory(experiment_names.TINY)
 def maskformer_tiny() -> cfg.ExperimentConfig:
   """A small MaskFormer trained from scratch on CPU (synthetic sample)."""
   train_steps = 300

@@ -2,11 +2,11 @@
 
 import pytest
 
-import trainer_module  # pylint: disable=unused-import  (registers experiments)
 from official.core import exp_factory
 from official.core import task_factory
 from official.modeling import hyperparams
 from trainer_module import optimization
+from trainer_module import registry_imports  # pylint: disable=unused-import
 from trainer_module.configs import maskformer as maskformer_cfg
 
 

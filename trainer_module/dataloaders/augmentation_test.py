@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import trainer_module  # pylint: disable=unused-import  (registers experiments)
 from official.core import exp_factory
+from trainer_module import registry_imports  # pylint: disable=unused-import
 from trainer_module.configs import maskformer as maskformer_cfg
 from trainer_module.dataloaders import augmentation
 from trainer_module.dataloaders import maskformer_input

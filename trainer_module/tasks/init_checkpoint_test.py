@@ -17,12 +17,12 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-import trainer_module  # pylint: disable=unused-import  (registers experiments)
 from official.core import exp_factory
 from official.core import task_factory
 from official.vision.configs import backbones
 from official.vision.configs import image_classification as classification_cfg
 from official.vision.modeling import factory as tfmg_factory
+from trainer_module import registry_imports  # pylint: disable=unused-import
 from trainer_module.run_fn import build_experiment_config
 from trainer_module.run_fn import run_fn
 from trainer_module.dataloaders import synthetic_examples
@@ -84,11 +84,31 @@ def write_classification_checkpoint(directory: pathlib.Path,
   return model
 
 
-def test_tfmg_classification_checkpoint_restores_the_backbone_only(tmp_path):
-  source = write_classification_checkpoint(tmp_path / 'imagenet')
+# Each checkpoint is written once per module (building the classifier costs
+# seconds) and only read by the tests.
+
+
+@pytest.fixture(scope='module')
+def imagenet_checkpoint(tmp_path_factory):
+  """(directory, classifier) of a checkpoint whose backbone fits the task."""
+  directory = tmp_path_factory.mktemp('init_checkpoint') / 'imagenet'
+  return directory, write_classification_checkpoint(directory)
+
+
+@pytest.fixture(scope='module')
+def wide_checkpoint(tmp_path_factory) -> pathlib.Path:
+  """A checkpoint of a wider ResNet: same variables, other shapes."""
+  directory = tmp_path_factory.mktemp('init_checkpoint') / 'wide'
+  write_classification_checkpoint(directory, depth_multiplier=0.5)
+  return directory
+
+
+def test_tfmg_classification_checkpoint_restores_the_backbone_only(
+    imagenet_checkpoint):
+  directory, source = imagenet_checkpoint
   # A directory gives its latest checkpoint (TFMG's model_dir layout).
   task = task_factory.get_task(
-      _experiment(init_checkpoint=str(tmp_path / 'imagenet')).task)
+      _experiment(init_checkpoint=str(directory)).task)
   model = task.build_model()
   model(tf.zeros([1, SIZE, SIZE, 3]), training=False)  # creates every variable
   backbone_ids = {id(variable) for variable in model.backbone.weights}
@@ -100,7 +120,7 @@ def test_tfmg_classification_checkpoint_restores_the_backbone_only(tmp_path):
 
   task.initialize(model)
 
-  reader = tf.train.load_checkpoint(str(tmp_path / 'imagenet'))
+  reader = tf.train.load_checkpoint(str(directory))
   for restored, original in zip(model.backbone.weights,
                                 source.backbone.weights):
     assert restored.shape == original.shape, restored.name
@@ -120,12 +140,11 @@ def test_tfmg_classification_checkpoint_restores_the_backbone_only(tmp_path):
                                   err_msg=variable.name)
 
 
-def test_checkpoint_prefix_is_accepted(tmp_path):
-  write_classification_checkpoint(tmp_path / 'imagenet')
-  prefix = str(tmp_path / 'imagenet' / 'ckpt-28080')
+def test_checkpoint_prefix_is_accepted(imagenet_checkpoint):
+  directory, _ = imagenet_checkpoint
+  prefix = str(directory / 'ckpt-28080')
   assert init_checkpoint.resolve_init_checkpoint(prefix) == prefix
-  assert init_checkpoint.resolve_init_checkpoint(
-      str(tmp_path / 'imagenet')) == prefix
+  assert init_checkpoint.resolve_init_checkpoint(str(directory)) == prefix
 
 
 @pytest.mark.parametrize('make_path, message', [
@@ -139,14 +158,12 @@ def test_missing_checkpoint_fails_naming_it(tmp_path, make_path, message):
   assert path in str(error.value)
 
 
-def test_mismatched_checkpoint_fails_naming_it(tmp_path):
-  # A wider ResNet: same variables, other shapes.
-  write_classification_checkpoint(tmp_path / 'wide', depth_multiplier=0.5)
+def test_mismatched_checkpoint_fails_naming_it(tmp_path, wide_checkpoint):
   task = task_factory.get_task(
-      _experiment(init_checkpoint=str(tmp_path / 'wide')).task)
+      _experiment(init_checkpoint=str(wide_checkpoint)).task)
   with pytest.raises(ValueError, match='does not fit the model') as error:
     task.initialize(task.build_model())
-  assert str(tmp_path / 'wide' / 'ckpt-28080') in str(error.value)
+  assert str(wide_checkpoint / 'ckpt-28080') in str(error.value)
   # A checkpoint without a backbone.
   prefix = tf.train.Checkpoint(step=tf.Variable(1)).write(
       str(tmp_path / 'other' / 'ckpt'))
@@ -174,12 +191,12 @@ def _fn_args(tmp_path: pathlib.Path, init_checkpoint: str):
 
 
 @pytest.mark.parametrize('checkpoint', ['missing', 'mismatched'])
-def test_run_fn_fails_before_training(tmp_path, checkpoint):
+def test_run_fn_fails_before_training(tmp_path, checkpoint, request):
   if checkpoint == 'missing':
     path, message = str(tmp_path / 'nowhere' / 'ckpt-1'), 'does not exist'
   else:
-    write_classification_checkpoint(tmp_path / 'wide', depth_multiplier=0.5)
-    path, message = str(tmp_path / 'wide'), 'does not fit the model'
+    path = str(request.getfixturevalue('wide_checkpoint'))
+    message = 'does not fit the model'
   fn_args = _fn_args(tmp_path, path)
   params = build_experiment_config(fn_args)
   assert params.task.init_checkpoint == path
