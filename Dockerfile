@@ -53,7 +53,7 @@ RUN python -m pip install --no-deps --no-build-isolation \
       --config-settings editable_mode=compat -e . \
  && python -c "import schemas; \
 assert schemas.schema_path(schemas.RAW_SCHEMA_FILE) == '${PIPELINE_DIR}/schemas/raw_schema.pbtxt'" \
- && python -c "import tensorflow as tf, trainer_module, transform_module, tfx_pipeline.pipeline; \
+ && python -c "import tensorflow as tf, trainer_module.registry_imports, transform_module, tfx_pipeline.pipeline; \
 assert tf.keras.__name__.startswith('tf_keras'), tf.keras.__name__"
 
 ENTRYPOINT ["/opt/apache/beam/boot"]
