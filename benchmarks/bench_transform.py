@@ -19,6 +19,8 @@ cheaper baseline gives the lower, conservative rate. Twice:
   what else runs on the machine (the load average is printed).
 * CPU time: CPU seconds of this process and its (Beam worker) children per
   example, i.e. examples per core-second. Much less sensitive to other jobs.
+  The share of this process (the DirectRunner's runner; its children are
+  the workers) is printed too.
 A profile of the per-example cost follows: the preprocessing_fn graph alone
 (one thread, CPU time per example) and the gzip of the written record (zlib
 level 6, what Beam's `.gz` TFRecord writer uses); the rest of the marginal CPU
@@ -91,15 +93,22 @@ def _raw_records(args: argparse.Namespace, work_dir: pathlib.Path):
           tf.data.TFRecordDataset([str(f) for f in files])]
 
 
-def _cpu_seconds() -> float:
-  """CPU time of this process and of its terminated children."""
+def _cpu_seconds() -> Tuple[float, float]:
+  """CPU time of this process and of its terminated children, and of this
+  process alone (the DirectRunner's runner; the children are its workers)."""
   children = resource.getrusage(resource.RUSAGE_CHILDREN)
-  return time.process_time() + children.ru_utime + children.ru_stime
+  own = time.process_time()
+  return own + children.ru_utime + children.ru_stime, own
 
 
 def _timed_transform(records, copies: int, run_dir: pathlib.Path,
-                     args: argparse.Namespace) -> Tuple[float, float]:
-  """Transforms `copies` repetitions of `records`: (wall s, CPU s)."""
+                     args: argparse.Namespace
+                     ) -> Tuple[float, float, float]:
+  """Transforms `copies` repetitions of `records`.
+
+  Returns:
+    (wall s, CPU s of all processes, CPU s of this process alone).
+  """
   run_dir.mkdir(parents=True)
   raw_file = str(run_dir / 'raw.tfrecord')
   with tf.io.TFRecordWriter(raw_file) as writer:
@@ -114,7 +123,9 @@ def _timed_transform(records, copies: int, run_dir: pathlib.Path,
       raw_file, str(run_dir / 'output'),
       {'output_size': args.output_size,
        'num_segment_slots': args.num_segment_slots}, beam_args)
-  return time.perf_counter() - start, _cpu_seconds() - cpu_start
+  cpu_end = _cpu_seconds()
+  return (time.perf_counter() - start, cpu_end[0] - cpu_start[0],
+          cpu_end[1] - cpu_start[1])
 
 
 def _graph_cpu_ms(records: Sequence[bytes], args: argparse.Namespace) -> float:
@@ -169,13 +180,14 @@ def main() -> None:
   records = _raw_records(args, work_dir)
   load_before = os.getloadavg()[0]
   base_before = _timed_transform(records, 1, work_dir / 'run_1', args)
-  seconds, cpu = _timed_transform(records, args.copies,
-                                  work_dir / f'run_{args.copies}', args)
+  seconds, cpu, runner_cpu = _timed_transform(
+      records, args.copies, work_dir / f'run_{args.copies}', args)
   base_after = _timed_transform(records, 1, work_dir / 'run_1_after', args)
   load_after = os.getloadavg()[0]
   # Each of wall and CPU time from the cheaper 1-copy run (see the docstring).
   base_seconds = min(base_before[0], base_after[0])
   base_cpu = min(base_before[1], base_after[1])
+  base_runner_cpu = min(base_before[2], base_after[2])
   num_examples = args.copies * len(records)
   extra = num_examples - len(records)
   marginal_rate = extra / max(seconds - base_seconds, 1e-9)
@@ -183,6 +195,7 @@ def main() -> None:
   if args.direct_running_mode == 'in_memory':
     cores = 1
   cpu_per_example = (cpu - base_cpu) / extra
+  runner_cpu_per_example = (runner_cpu - base_runner_cpu) / extra
 
   output_dir = work_dir / f'run_{args.copies}' / 'output'
   transformed = [record.numpy() for record in tf.data.TFRecordDataset(
@@ -206,10 +219,14 @@ def main() -> None:
   print(f'transform wall: {num_examples} examples in {seconds:.1f} s '
         f'({num_examples / seconds:.2f} examples/s whole run), 1-copy runs '
         f'{base_before[0]:.1f} s before, {base_after[0]:.1f} s after '
-        f'(CPU {base_before[1]:.1f} / {base_after[1]:.1f} s); marginal {marginal_rate:.2f} examples/s = '
-        f'{marginal_rate / cores:.2f} examples/s per core ({cores} cores)')
+        f'(CPU {base_before[1]:.1f} / {base_after[1]:.1f} s); marginal '
+        f'{marginal_rate:.2f} examples/s = {marginal_rate / cores:.2f} '
+        f'examples/s per core ({cores} cores)')
   print(f'transform CPU time: marginal {cpu_per_example * 1e3:.1f} ms per '
-        f'example = {1 / cpu_per_example:.2f} examples per core-second')
+        f'example = {1 / cpu_per_example:.2f} examples per core-second; of '
+        f'which the runner process {runner_cpu_per_example * 1e3:.1f} ms, '
+        f'the workers {(cpu_per_example - runner_cpu_per_example) * 1e3:.1f} '
+        'ms')
   print(f'profile (CPU ms per example): preprocessing_fn graph '
         f'{graph_ms:.1f}, gzip of the record {gzip_ms:.1f}, the rest (Beam, '
         f'Arrow, tf.Example encoding, I/O) '
