@@ -155,12 +155,18 @@ class PanopticServingModule(tf.Module):
     self.transform_labels = serving_function(transform_labels,
                                              EXAMPLES_INPUT)
 
-  def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
-    """The serving signatures, by name."""
+  def signatures(self) -> Dict[str, tf.types.experimental.GenericFunction]:
+    """The serving signatures, by name, for `tf.saved_model.save`.
+
+    The functions themselves (they have input signatures), not concrete
+    functions: `save` traces each once in its save context, whereas a
+    concrete function traced beforehand is traced again there for the
+    module's attribute (twice the tracing of the whole model).
+    """
     return {
-        SERVING_DEFAULT: self.serve_examples.get_concrete_function(),
-        SERVING_IMAGE: self.serve_images.get_concrete_function(),
-        TRANSFORM_LABELS: self.transform_labels.get_concrete_function(),
+        SERVING_DEFAULT: self.serve_examples,
+        SERVING_IMAGE: self.serve_images,
+        TRANSFORM_LABELS: self.transform_labels,
     }
 
 

@@ -60,4 +60,5 @@ class RawOutputsModule(tf.Module):
                                             pixel_std)
 
   def signatures(self):
-    return {RAW_OUTPUTS: self.raw_outputs.get_concrete_function()}
+    # The function (it has an input signature): traced once, by `save`.
+    return {RAW_OUTPUTS: self.raw_outputs}

@@ -100,8 +100,7 @@ def write_saved_model(converted: converter.Converted, export_dir: str,
     module.raw_outputs = raw_outputs.raw_outputs_function(
         converted.model, size, settings.pixel_mean, settings.pixel_std)
     signatures = module.signatures()
-    signatures[raw_outputs.RAW_OUTPUTS] = (
-        module.raw_outputs.get_concrete_function())
+    signatures[raw_outputs.RAW_OUTPUTS] = module.raw_outputs
   tf.saved_model.save(module, export_dir, signatures=signatures)
   return export_dir
 
