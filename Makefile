@@ -16,6 +16,10 @@ STAMP := $(VENV)/.installed
 
 RUN_ARGS ?=
 PYTEST_ARGS ?=
+# The suite runs on two pytest-xdist workers, each test module on one worker,
+# in the order conftest.py gives (pipeline runs shared by several modules are
+# built once: tests/worker_shared.py). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: help venv run test lock clean
 
@@ -38,14 +42,14 @@ run: $(STAMP)
 	$(VENV)/bin/maskformer-tfx run $(RUN_ARGS)
 
 test: $(STAMP)
-	$(VENV_PY) -m pytest $(PYTEST_ARGS)
+	$(VENV_PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 # Re-resolves the pinned stack from scratch (minutes) and records every version.
 lock:
 	rm -rf /tmp/maskformer-tfx-lock && $(PYTHON310) -m venv /tmp/maskformer-tfx-lock
 	/tmp/maskformer-tfx-lock/bin/python -m pip install --quiet --upgrade "pip==26.3" "setuptools==84.2.1" "wheel==0.48.0"
 	/tmp/maskformer-tfx-lock/bin/python -m pip install "tfx[kfp]==1.16.0" tf-models-official==2.16.0 "apache-beam[gcp]==2.59.0" \
-	  kfp==2.5.0 pycocotools dill pytest panopticapi-lite
+	  kfp==2.5.0 pycocotools dill pytest pytest-xdist panopticapi-lite
 	/tmp/maskformer-tfx-lock/bin/python -m pip freeze --exclude-editable > requirements.lock
 
 clean:

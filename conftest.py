@@ -10,6 +10,8 @@ import pathlib  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from tests import worker_shared  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parent
 SHARED_DIR = REPO_ROOT.parent / 'shared'
 COCO_SAMPLE_DIR = SHARED_DIR / 'data' / 'coco_panoptic_sample'
@@ -81,29 +83,40 @@ def gate_stopped_run(synthetic_sample, tmp_path_factory):
   image/height, the first lacks image/panoptic/category_mask and the second
   has an empty image/encoded. Returns (pipeline root, CompletedProcess)."""
   from tests import pipeline_helpers  # pylint: disable=g-import-not-at-top
-  records = synthetic_sample / 'tfrecords'
-  bad_eval = [pipeline_helpers.with_float_height(example) for example in
-              pipeline_helpers.read_examples(str(records / 'val-*'))]
-  bad_eval[0] = pipeline_helpers.without_category_mask(bad_eval[0])
-  bad_eval[1] = pipeline_helpers.with_empty_image(bad_eval[1])
-  root = tmp_path_factory.mktemp('gate_stopped_run')
-  data = root / 'data'
-  pipeline_helpers.write_examples(
-      data / 'train-00000-of-00001.tfrecord',
-      pipeline_helpers.read_examples(str(records / 'train-*')))
-  pipeline_helpers.write_examples(data / 'val-00000-of-00001.tfrecord', bad_eval)
-  result = pipeline_helpers.run_cli(
-      ['run', '--data', str(data), '--pipeline-root', str(root / 'pipeline')])
-  return root / 'pipeline', result
+
+  def build():
+    records = synthetic_sample / 'tfrecords'
+    bad_eval = [pipeline_helpers.with_float_height(example) for example in
+                pipeline_helpers.read_examples(str(records / 'val-*'))]
+    bad_eval[0] = pipeline_helpers.without_category_mask(bad_eval[0])
+    bad_eval[1] = pipeline_helpers.with_empty_image(bad_eval[1])
+    root = tmp_path_factory.mktemp('gate_stopped_run')
+    data = root / 'data'
+    pipeline_helpers.write_examples(
+        data / 'train-00000-of-00001.tfrecord',
+        pipeline_helpers.read_examples(str(records / 'train-*')))
+    pipeline_helpers.write_examples(data / 'val-00000-of-00001.tfrecord',
+                                    bad_eval)
+    result = pipeline_helpers.run_cli(
+        ['run', '--data', str(data), '--pipeline-root', str(root / 'pipeline')])
+    return {'root': str(root / 'pipeline'),
+            'result': worker_shared.completed_to_json(result)}
+
+  value = worker_shared.build_once(tmp_path_factory, 'gate_stopped_run', build)
+  return (pathlib.Path(value['root']),
+          worker_shared.completed_from_json(value['result']))
 
 
 @pytest.fixture(scope='session')
 def trained_run_records(tmp_path_factory) -> pathlib.Path:
   """TFRecords of a 32 + 8 image synthetic sample (128×128)."""
-  from tfx_pipeline import sample_data  # pylint: disable=g-import-not-at-top
-  root = tmp_path_factory.mktemp('trained_run_sample')
-  return sample_data.make_sample_tfrecords(root, num_train=32, num_val=8,
-                                           image_size=128, seed=5)
+  def build():
+    from tfx_pipeline import sample_data  # pylint: disable=g-import-not-at-top
+    root = tmp_path_factory.mktemp('trained_run_sample')
+    return str(sample_data.make_sample_tfrecords(root, num_train=32, num_val=8,
+                                                 image_size=128, seed=5))
+  return pathlib.Path(worker_shared.build_once(tmp_path_factory,
+                                               'trained_run_records', build))
 
 
 @pytest.fixture(scope='session')
@@ -111,14 +124,20 @@ def trained_run(trained_run_records, tmp_path_factory):
   """The whole pipeline (tiny experiment, E2E_TRAIN_STEPS steps) on
   `trained_run_records`. Returns (pipeline root, CompletedProcess)."""
   from tests import pipeline_helpers  # pylint: disable=g-import-not-at-top
-  root = tmp_path_factory.mktemp('trained_run')
-  result = pipeline_helpers.run_cli(
-      ['run', '--data', str(trained_run_records), '--pipeline-root', str(root),
-       '--train-steps', str(pipeline_helpers.E2E_TRAIN_STEPS),
-       '--pq-lower-bound', str(pipeline_helpers.E2E_PQ_LOWER_BOUND)],
-      timeout=1800)
+
+  def build():
+    root = tmp_path_factory.mktemp('trained_run')
+    result = pipeline_helpers.run_cli(
+        ['run', '--data', str(trained_run_records), '--pipeline-root',
+         str(root), '--train-steps', str(pipeline_helpers.E2E_TRAIN_STEPS),
+         '--pq-lower-bound', str(pipeline_helpers.E2E_PQ_LOWER_BOUND)],
+        timeout=1800)
+    return {'root': str(root), 'result': worker_shared.completed_to_json(result)}
+
+  value = worker_shared.build_once(tmp_path_factory, 'trained_run', build)
+  result = worker_shared.completed_from_json(value['result'])
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-  return root, result
+  return pathlib.Path(value['root']), result
 
 
 @pytest.fixture(scope='session')
@@ -133,16 +152,43 @@ def trained_model_dir(real_coco_records, tmp_path_factory) -> str:
   from trainer_module.run_fn_test import make_fn_args
   from transform_module import beam_runner
   # pylint: enable=g-import-not-at-top
-  graph_dir = tmp_path_factory.mktemp('real_transform')
-  beam_runner.run_transform(str(real_coco_records / '*.tfrecord'),
-                            str(graph_dir),
-                            {'output_size': 64, 'num_segment_slots': 20})
-  sample = {'graph': str(graph_dir),
-            'transformed': str(graph_dir / 'transformed_examples-*')}
-  override = dict(PARAMS_OVERRIDE, task=dict(
-      PARAMS_OVERRIDE['task'],
-      evaluation={'object_mask_threshold': 0.0, 'overlap_threshold': 0.0}))
-  fn_args = make_fn_args(sample, tmp_path_factory.mktemp('trainer'),
-                         train_steps=2, params_override=json.dumps(override))
-  run_fn(fn_args)
-  return fn_args.serving_model_dir
+
+  def build():
+    graph_dir = tmp_path_factory.mktemp('real_transform')
+    beam_runner.run_transform(str(real_coco_records / '*.tfrecord'),
+                              str(graph_dir),
+                              {'output_size': 64, 'num_segment_slots': 20})
+    sample = {'graph': str(graph_dir),
+              'transformed': str(graph_dir / 'transformed_examples-*')}
+    override = dict(PARAMS_OVERRIDE, task=dict(
+        PARAMS_OVERRIDE['task'],
+        evaluation={'object_mask_threshold': 0.0, 'overlap_threshold': 0.0}))
+    fn_args = make_fn_args(sample, tmp_path_factory.mktemp('trainer'),
+                           train_steps=2, params_override=json.dumps(override))
+    run_fn(fn_args)
+    return fn_args.serving_model_dir
+
+  return worker_shared.build_once(tmp_path_factory, 'trained_model_dir', build)
+
+
+# `make test` runs two pytest-xdist workers, each test module on one worker
+# (`--dist loadscope --no-loadscope-reorder`): the modules are handed out in
+# this order. First the longest chains of pipeline runs; last the modules that
+# only read the shared `trained_run`, so that they find it built.
+FIRST_MODULES = ('tests/test_continuous_training.py',
+                 'tests/test_vertex_rehearsal.py',
+                 'tests/test_data_validation.py')
+LAST_MODULES = ('tests/test_pipeline_end_to_end.py',
+                'tests/test_report_browser.py',
+                'tests/test_report_component.py')
+
+
+def pytest_collection_modifyitems(items):
+  def rank(item) -> int:
+    module = pathlib.Path(item.path).relative_to(REPO_ROOT).as_posix()
+    if module in FIRST_MODULES:
+      return FIRST_MODULES.index(module)
+    if module in LAST_MODULES:
+      return len(FIRST_MODULES) + 1 + LAST_MODULES.index(module)
+    return len(FIRST_MODULES)
+  items.sort(key=rank)

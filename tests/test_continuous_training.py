@@ -36,9 +36,7 @@ WARM_START_STEPS = 10
 
 
 def _summary_interval() -> int:
-  from official.core import exp_factory  # pylint: disable=g-import-not-at-top
-  import trainer_module  # pylint: disable=g-import-not-at-top,unused-import
-  trainer = exp_factory.get_exp_config(
+  trainer = pipeline_config.experiment_params(
       pipeline_config.DEFAULT_EXPERIMENT).trainer
   assert trainer.steps_per_loop == trainer.summary_interval
   return trainer.summary_interval
