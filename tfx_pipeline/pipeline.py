@@ -82,7 +82,7 @@ def create_components(config: PipelineConfig) -> List[BaseNode]:
           type=tfx.types.standard_artifacts.ModelBlessing),
   ).with_id('latest_blessed_model_resolver')
   trainer_args = dict(
-      run_fn='trainer_module.run_fn',
+      run_fn='trainer_module.run_fn.run_fn',
       examples=(transform.outputs['transformed_examples']
                 if config.materialize else example_gen.outputs['examples']),
       transform_graph=transform.outputs['transform_graph'],

@@ -217,20 +217,6 @@ def test_run_fn_trains_on_raw_examples_through_the_transform_graph(
   assert tf.saved_model.contains_saved_model(fn_args.serving_model_dir)
 
 
-def test_tfx_finds_the_function_named_by_the_pipelines_run_fn():
-  # The pipeline's Trainer has run_fn='trainer_module.run_fn': TFX reloads the
-  # package and reads the attribute, after this process imported the
-  # submodule of the same name (which binds the module, not the function).
-  # pylint: disable=g-import-not-at-top
-  import importlib
-  from tfx.utils import import_utils
-  # pylint: enable=g-import-not-at-top
-  module = importlib.import_module('trainer_module.run_fn')
-  assert import_utils.import_func_from_module('trainer_module',
-                                              'run_fn') is module.run_fn
-  assert module.run_fn is run_fn
-
-
 def test_experiment_config_takes_files_sizes_and_steps_from_fn_args(
     transformed_sample, tmp_path):
   materialized = build_experiment_config(make_fn_args(
