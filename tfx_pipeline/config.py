@@ -126,12 +126,12 @@ def experiment_params(experiment: str) -> Any:
   # pylint: disable=g-import-not-at-top,unused-import
   from official.core import exp_factory
   from trainer_module import registry_imports
+  from trainer_module.configs import experiment_names
   # pylint: enable=g-import-not-at-top,unused-import
   try:
     return exp_factory.get_exp_config(experiment)
   except (KeyError, LookupError):
-    known = ', '.join(sorted(name for name in exp_factory._REGISTERED_CONFIGS  # pylint: disable=protected-access
-                             if name.startswith('maskformer')))
+    known = ', '.join(sorted(experiment_names.ALL))
     raise ValueError(f'Unknown experiment {experiment!r}; the MaskFormer '
                      f'experiments are: {known}.') from None
 

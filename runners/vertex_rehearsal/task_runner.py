@@ -119,12 +119,8 @@ class Rehearsal:
       if failed:
         results.append(TaskResult(task.name, 'not run'))
         continue
-      self.print(f'\n== {task.name} ({task.kind})')
-      start = time.monotonic()
-      result = self._run_task(task)
-      result.seconds = time.monotonic() - start
+      result = self._timed_task(task, f'({task.kind})')
       results.append(result)
-      self.print(f'== {task.name}: {result.status} in {result.seconds:.0f} s')
       if result.status != 'succeeded':
         failed = task.name
     if failed:
@@ -133,19 +129,26 @@ class Rehearsal:
                  f'there. Not run: {", ".join(not_run) or "none"}.')
     status = self.final_status(failed)
     for task in self.pipeline.exit_tasks.values():
-      self.print(f'\n== {task.name} (exit handler after '
-                 f'{self.pipeline.dag_name}: {status["state"]})')
-      start = time.monotonic()
-      result = self._run_task(task, status)
-      result.seconds = time.monotonic() - start
-      results.append(result)
-      self.print(f'== {task.name}: {result.status} in {result.seconds:.0f} s')
+      results.append(self._timed_task(
+          task, f'(exit handler after {self.pipeline.dag_name}: '
+          f'{status["state"]})', status))
     capture_dir = os.path.join(self.log_dir, 'custom_jobs')
     custom_jobs = (sorted(os.path.join(capture_dir, name)
                           for name in os.listdir(capture_dir))
                    if os.path.isdir(capture_dir) else [])
     return RehearsalResult(self.job_id, self.gcs.local_path(self.job_root_uri),
                            self.log_dir, results, custom_jobs)
+
+  def _timed_task(self, task: Task, heading: str,
+                  final_status: Optional[Dict[str, Any]] = None
+                  ) -> TaskResult:
+    """`_run_task`, framed by a heading and the task's status and time."""
+    self.print(f'\n== {task.name} {heading}')
+    start = time.monotonic()
+    result = self._run_task(task, final_status)
+    result.seconds = time.monotonic() - start
+    self.print(f'== {task.name}: {result.status} in {result.seconds:.0f} s')
+    return result
 
   def final_status(self, failed_task: Optional[str]) -> Dict[str, Any]:
     """The PipelineTaskFinalStatus (JSON) Vertex passes an exit handler.

@@ -29,7 +29,6 @@ from tfx_pipeline.report import run_record
 EXECUTOR_OUTPUT_FILE = 'executor_output.json'
 # Nodes whose tasks run inside Vertex itself and leave no directory.
 _NO_DIRECTORY = ('latest_blessed_model_resolver',)
-_NOT_DONE_STATES = {'FAILED': 'FAILED', 'CANCELLED': 'CANCELLED'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,9 +180,9 @@ def load_run(pipeline_root: str, status: FinalStatus, pipeline_name: str,
                 if node_id not in nodes and node_id not in _NO_DIRECTORY]
     named = [node_id for node_id in not_done
              if re.search(rf'\b{re.escape(node_id)}\b', status.error)]
+    state = 'CANCELLED' if status.state == 'CANCELLED' else 'FAILED'
     for node_id in (named or not_done[:1]):
-      nodes[node_id] = run_record.NodeRun(
-          node_id, _NOT_DONE_STATES.get(status.state, 'FAILED'), {}, {}, {})
+      nodes[node_id] = run_record.NodeRun(node_id, state, {}, {}, {})
   return run_record.PipelineRun(
       pipeline_root=pipeline_root, pipeline_name=pipeline_name,
       run_id=status.job_id, started=None, nodes=nodes,
