@@ -21,11 +21,12 @@ PYTEST_ARGS ?=
 # built once: tests/worker_shared.py). TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 
-.PHONY: help venv run test lock clean
+.PHONY: help venv run lint test lock clean
 
 help:
 	@echo "make run    create/update .venv, then run the local pipeline on the default sample"
-	@echo "make test   create/update .venv, then run the whole test suite"
+	@echo "make test   create/update .venv, then lint (ruff) and run the whole test suite"
+	@echo "make lint   create/update .venv, then check the code with ruff (pyproject.toml)"
 	@echo "make lock   re-resolve the stack and rewrite requirements.lock"
 
 $(STAMP): requirements.lock pyproject.toml
@@ -41,7 +42,11 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/maskformer-tfx run $(RUN_ARGS)
 
-test: $(STAMP)
+# ruff with the rules in pyproject.toml ([tool.ruff]); takes about a second.
+lint: $(STAMP)
+	$(VENV_PY) -m ruff check .
+
+test: lint
 	$(VENV_PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 # Re-resolves the pinned stack from scratch (minutes) and records every version.
@@ -49,7 +54,7 @@ lock:
 	rm -rf /tmp/maskformer-tfx-lock && $(PYTHON310) -m venv /tmp/maskformer-tfx-lock
 	/tmp/maskformer-tfx-lock/bin/python -m pip install --quiet --upgrade "pip==26.3" "setuptools==84.2.1" "wheel==0.48.0"
 	/tmp/maskformer-tfx-lock/bin/python -m pip install "tfx[kfp]==1.16.0" tf-models-official==2.16.0 "apache-beam[gcp]==2.59.0" \
-	  kfp==2.5.0 pycocotools dill pytest pytest-xdist panopticapi-lite
+	  kfp==2.5.0 pycocotools dill pytest pytest-xdist panopticapi-lite ruff
 	/tmp/maskformer-tfx-lock/bin/python -m pip freeze --exclude-editable > requirements.lock
 
 clean:

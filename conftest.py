@@ -6,38 +6,54 @@ import os
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import pathlib  # pylint: disable=g-import-not-at-top,wrong-import-position
+import pathlib
 
-import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
+import pytest
 
-from tests import worker_shared  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tests import worker_shared
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent
 SHARED_DIR = REPO_ROOT.parent / 'shared'
 COCO_SAMPLE_DIR = SHARED_DIR / 'data' / 'coco_panoptic_sample'
 GOLDENS_DIR = SHARED_DIR / 'goldens'
+# With MASKFORMER_REQUIRE_SHARED=1 (set by .ci/run) a missing ../shared
+# directory fails the tests that need it instead of skipping them.
+REQUIRE_SHARED_ENV = 'MASKFORMER_REQUIRE_SHARED'
+
+
+def _shared(directory: pathlib.Path, what: str) -> pathlib.Path:
+  """`directory` if it exists; otherwise skips (or fails, in CI) the test."""
+  if directory.is_dir():
+    return directory
+  message = (f'{directory} not found: {what} lives in ../shared beside the '
+             'repository.')
+  if os.environ.get(REQUIRE_SHARED_ENV) == '1':
+    pytest.fail(f'{message} ({REQUIRE_SHARED_ENV}=1)', pytrace=False)
+  pytest.skip(message)
 
 
 @pytest.fixture(scope='session')
 def coco_sample_dir() -> pathlib.Path:
   """The two real COCO val2017 images with panoptic PNGs/JSON (../shared)."""
-  if not COCO_SAMPLE_DIR.is_dir():
-    pytest.skip(f'{COCO_SAMPLE_DIR} not found: the real COCO panoptic sample '
-                'lives in ../shared beside the repository.')
-  return COCO_SAMPLE_DIR
+  return _shared(COCO_SAMPLE_DIR, 'the real COCO panoptic sample')
 
 
 @pytest.fixture(scope='session')
 def goldens_dir() -> pathlib.Path:
   """Reference values from the PyTorch criterion and the COCO panoptic API."""
-  if not GOLDENS_DIR.is_dir():
-    pytest.skip(f'{GOLDENS_DIR} not found: goldens live in ../shared beside '
-                'the repository.')
-  return GOLDENS_DIR
+  return _shared(GOLDENS_DIR, 'the goldens directory')
+
+
+@pytest.fixture(scope='session')
+def reference_forward_dir(goldens_dir) -> pathlib.Path:
+  """The original MaskFormer's detectron2 weights (two key spellings), their
+  config.yaml and every intermediate of its PyTorch forward (forward.npz)."""
+  return _shared(goldens_dir / 'reference_forward',
+                 'the reference forward oracle')
 
 
 def _convert_real_sample(coco_sample_dir, output_dir, skip_crowd=False):
-  from tfx_pipeline import coco_conversion  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline import coco_conversion
   coco_conversion.convert_coco_panoptic(
       image_dir=coco_sample_dir / 'input_images',
       annotations_file=coco_sample_dir / 'panoptic_examples.json',
@@ -67,11 +83,20 @@ def real_coco_records_skip_crowd(coco_sample_dir,
 def synthetic_sample(tmp_path_factory) -> pathlib.Path:
   """A small synthetic sample (6 train, 3 val images of 64×64): its root
   directory, with coco/ (COCO panoptic files) and tfrecords/ (TFMG records)."""
-  from tfx_pipeline import sample_data  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline import sample_data
   root = tmp_path_factory.mktemp('synthetic_sample')
   sample_data.make_sample_tfrecords(root, num_train=6, num_val=3,
                                     image_size=64, seed=7)
   return root
+
+
+@pytest.fixture(scope='module')
+def transformed_sample(synthetic_sample, tmp_path_factory):
+  """`synthetic_sample` transformed at S = 64 with N = 8 segment slots, laid
+  out as TFX's Transform writes it (see `trainer_module.testing`)."""
+  from trainer_module import testing
+  return testing.transform_sample(synthetic_sample,
+                                  tmp_path_factory.mktemp('transform_output'))
 
 
 # Pipeline runs shared by several test files (each costs minutes on 2 cores).
@@ -82,7 +107,7 @@ def gate_stopped_run(synthetic_sample, tmp_path_factory):
   """A `maskformer-tfx run` whose eval split is bad: every record has a FLOAT
   image/height, the first lacks image/panoptic/category_mask and the second
   has an empty image/encoded. Returns (pipeline root, CompletedProcess)."""
-  from tests import pipeline_helpers  # pylint: disable=g-import-not-at-top
+  from tests import pipeline_helpers
 
   def build():
     records = synthetic_sample / 'tfrecords'
@@ -111,7 +136,7 @@ def gate_stopped_run(synthetic_sample, tmp_path_factory):
 def trained_run_records(tmp_path_factory) -> pathlib.Path:
   """TFRecords of a 32 + 8 image synthetic sample (128×128)."""
   def build():
-    from tfx_pipeline import sample_data  # pylint: disable=g-import-not-at-top
+    from tfx_pipeline import sample_data
     root = tmp_path_factory.mktemp('trained_run_sample')
     return str(sample_data.make_sample_tfrecords(root, num_train=32, num_val=8,
                                                  image_size=128, seed=5))
@@ -123,7 +148,7 @@ def trained_run_records(tmp_path_factory) -> pathlib.Path:
 def trained_run(trained_run_records, tmp_path_factory):
   """The whole pipeline (tiny experiment, E2E_TRAIN_STEPS steps) on
   `trained_run_records`. Returns (pipeline root, CompletedProcess)."""
-  from tests import pipeline_helpers  # pylint: disable=g-import-not-at-top
+  from tests import pipeline_helpers
 
   def build():
     root = tmp_path_factory.mktemp('trained_run')
@@ -145,13 +170,11 @@ def trained_model_dir(real_coco_records, tmp_path_factory) -> str:
   """`maskformer_tiny` (S = 64) trained for 2 steps on the real sample by the
   Trainer's run_fn and exported, with inference thresholds 0 so that its
   nearly uniform class scores still give segments."""
-  # pylint: disable=g-import-not-at-top
   import json
   from trainer_module.run_fn import run_fn
-  from trainer_module.run_fn_test import PARAMS_OVERRIDE
-  from trainer_module.run_fn_test import make_fn_args
+  from trainer_module.testing import PARAMS_OVERRIDE
+  from trainer_module.testing import make_fn_args
   from transform_module import beam_runner
-  # pylint: enable=g-import-not-at-top
 
   def build():
     graph_dir = tmp_path_factory.mktemp('real_transform')

@@ -41,13 +41,13 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 _REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_REPO_ROOT))
 
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow as tf
 
-from official.core import exp_factory  # pylint: disable=g-import-not-at-top,wrong-import-position
-from trainer_module import registry_imports  # pylint: disable=g-import-not-at-top,wrong-import-position,unused-import
-from trainer_module.dataloaders import maskformer_input  # pylint: disable=g-import-not-at-top,wrong-import-position
-from trainer_module.tasks import maskformer as maskformer_task  # pylint: disable=g-import-not-at-top,wrong-import-position
-from transform_module import beam_runner  # pylint: disable=g-import-not-at-top,wrong-import-position
+from official.core import exp_factory
+from trainer_module import registry_imports
+from trainer_module.dataloaders import maskformer_input
+from trainer_module.tasks import maskformer as maskformer_task
+from transform_module import beam_runner
 
 _COCO_SAMPLE_DIR = (_REPO_ROOT.parent / 'shared' / 'data' /
                     'coco_panoptic_sample')
@@ -73,7 +73,7 @@ def _parse_args() -> argparse.Namespace:
 
 def _write_inputs(work_dir: pathlib.Path, params, copies: int) -> str:
   """Converts the COCO sample, writes the transform graph; the raw file."""
-  from tfx_pipeline import coco_conversion  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline import coco_conversion
   files = coco_conversion.convert_coco_panoptic(
       image_dir=_COCO_SAMPLE_DIR / 'input_images',
       annotations_file=_COCO_SAMPLE_DIR / 'panoptic_examples.json',
@@ -96,10 +96,8 @@ def _write_inputs(work_dir: pathlib.Path, params, copies: int) -> str:
 
 def _forward_flops(experiment) -> float:
   """Float operations of one forward pass of the model at S (batch 1)."""
-  # pylint: disable=g-import-not-at-top
   from tensorflow.python.framework import convert_to_constants
   from trainer_module.modeling import factory
-  # pylint: enable=g-import-not-at-top
   model = factory.build_maskformer_model(experiment.task.model)
   size = experiment.task.train_data.output_size
   forward = tf.function(lambda images: model(images, training=False))

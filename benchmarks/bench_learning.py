@@ -32,7 +32,6 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 _REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_REPO_ROOT))
 
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf
 from tfx.components.trainer import fn_args_utils
 import yaml
@@ -40,7 +39,6 @@ import yaml
 from tfx_pipeline import sample_data
 from trainer_module.run_fn import run_fn
 from transform_module import beam_runner
-# pylint: enable=g-import-not-at-top,wrong-import-position
 
 EVAL_METRICS = ('pq', 'pq_things', 'pq_stuff', 'sq', 'rq', 'validation_loss')
 CSV_NAME = 'learning_curve.csv'
@@ -90,9 +88,9 @@ def _write_curve(rows: List[Dict[str, float]], train_loss: List[tuple],
     writer = csv.DictWriter(f, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-  import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib
   matplotlib.use('Agg')
-  from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
+  from matplotlib import pyplot
   figure, (pq_axis, loss_axis) = pyplot.subplots(1, 2, figsize=(11, 4))
   steps = [row['step'] for row in rows]
   for name in ('pq', 'pq_things', 'pq_stuff'):

@@ -2,8 +2,8 @@
 
 The label maps are random but COCO-like: stuff bands covering the image,
 thing boxes (several instances per category), void boxes and perturbed
-predictions (see `tfx_pipeline.synthetic_panoptic.random_panoptic_image`). The COCO
-panoptic API's `pq_compute` is timed on the same data written as PNG + JSON,
+predictions (see `trainer_module.evaluation.testing.random_panoptic_image`). The
+COCO panoptic API's `pq_compute` is timed on the same data written as PNG + JSON,
 so its time includes reading and decoding those files and its process pool.
 
 Example:
@@ -25,7 +25,8 @@ from tensorflow_model_analysis.metrics import metric_types
 
 from schemas import load_categories
 from tfx_pipeline import metrics
-from tfx_pipeline import synthetic_panoptic
+from trainer_module.evaluation import panoptic_quality
+from trainer_module.evaluation import testing as synthetic_panoptic
 
 
 def _parse_args() -> argparse.Namespace:
@@ -80,7 +81,7 @@ def main() -> None:
   ])
 
   ours_s = _median_seconds(
-      lambda: metrics.compute_panoptic_quality(*label_maps, categories),
+      lambda: panoptic_quality.compute_panoptic_quality(*label_maps, categories),
       args.repeats)
   combiner = metrics.PanopticQuality().computations()[0].combiner
   inputs = [
@@ -103,13 +104,15 @@ def main() -> None:
           lambda: pq_compute(str(gt_json), str(pred_json)), args.repeats)
       coco_result = pq_compute(str(gt_json), str(pred_json))
 
-  ours_result = metrics.compute_panoptic_quality(*label_maps, categories)
-  combiner_result = metrics.panoptic_quality_result(
+  ours_result = panoptic_quality.compute_panoptic_quality(*label_maps, categories)
+  combiner_result = panoptic_quality.panoptic_quality_result(
       _combiner_add_inputs(combiner, inputs), categories)
   max_difference = max(_max_difference(ours_result, coco_result),
                        _max_difference(combiner_result, coco_result))
 
-  per_image_ms = lambda seconds: 1e3 * seconds / args.images
+  def per_image_ms(seconds: float) -> float:
+    return 1e3 * seconds / args.images
+
   print(f"images={args.images} size={args.height}x{args.width} "
         f"gt segments/image={gt_segments:.1f} (incl. void) "
         f"repeats={args.repeats} cpus={multiprocessing.cpu_count()}")

@@ -49,10 +49,10 @@ os.environ['PYTHONPATH'] = os.pathsep.join(
     p for p in (str(_REPO_ROOT), os.environ.get('PYTHONPATH')) if p)
 sys.path.insert(0, str(_REPO_ROOT))
 
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow as tf
 
-from transform_module import beam_runner  # pylint: disable=g-import-not-at-top,wrong-import-position
-from transform_module import preprocessing  # pylint: disable=g-import-not-at-top,wrong-import-position
+from transform_module import beam_runner
+from transform_module import preprocessing
 
 _COCO_SAMPLE_DIR = (_REPO_ROOT.parent / 'shared' / 'data' /
                     'coco_panoptic_sample')
@@ -83,7 +83,7 @@ def _raw_records(args: argparse.Namespace, work_dir: pathlib.Path):
   if args.raw_records:
     files = tf.io.gfile.glob(args.raw_records)
   else:
-    from tfx_pipeline import coco_conversion  # pylint: disable=g-import-not-at-top
+    from tfx_pipeline import coco_conversion
     files = coco_conversion.convert_coco_panoptic(
         image_dir=_COCO_SAMPLE_DIR / 'input_images',
         annotations_file=_COCO_SAMPLE_DIR / 'panoptic_examples.json',

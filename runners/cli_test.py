@@ -17,12 +17,12 @@ from tfx_pipeline import experiment_overrides
 
 def _config(argv, tmp_path):
   args = cli.build_parser().parse_args(['run', *argv])
-  return cli._pipeline_config(args, str(tmp_path / 'data'),  # pylint: disable=protected-access
+  return cli._pipeline_config(args, str(tmp_path / 'data'),
                               str(tmp_path / 'root'))
 
 
 def _experiment(config):
-  from official.modeling import hyperparams  # pylint: disable=g-import-not-at-top
+  from official.modeling import hyperparams
   return hyperparams.override_params_dict(
       pipeline_config.experiment_params(config.experiment),
       config.params_override, is_strict=True)

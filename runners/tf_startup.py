@@ -67,4 +67,4 @@ def import_tensorflow() -> None:
   if 'tensorflow' in sys.modules:
     return
   with startup_lines_filtered():
-    import tensorflow  # pylint: disable=g-import-not-at-top,unused-import
+    import tensorflow  # noqa: F401

@@ -3,15 +3,15 @@ pipeline component. Run as `python -m tests.keras_probe PIPELINE_ROOT OUT`."""
 
 import sys
 
-import tfx_pipeline  # Must come before TensorFlow: selects Keras 2.  # pylint: disable=unused-import,g-bad-import-order
+import tfx_pipeline  # noqa: F401  (before TensorFlow: selects Keras 2)
 from tfx import v1 as tfx
 
 
 @tfx.dsl.components.component
-def KerasProbe(output_file: tfx.dsl.components.Parameter[str]) -> None:  # pylint: disable=invalid-name
+def KerasProbe(output_file: tfx.dsl.components.Parameter[str]) -> None:
   """Writes `tf.keras`'s module name and whether it is tf_keras."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tf_keras  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  import tf_keras
   with open(output_file, 'w') as f:
     f.write(f'{tf.keras.__name__} {tf.keras.layers.Dense is tf_keras.layers.Dense}')
 

@@ -103,8 +103,8 @@ def with_empty_image(example: tf.train.Example) -> tf.train.Example:
 
 def metadata_store(pipeline_root: pathlib.Path):
   """The ML Metadata store (SQLite) of a local pipeline root."""
-  import ml_metadata as mlmd  # pylint: disable=g-import-not-at-top
-  from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
+  import ml_metadata as mlmd
+  from tfx import v1 as tfx
   return mlmd.MetadataStore(
       tfx.orchestration.metadata.sqlite_metadata_connection_config(
           str(pipeline_root / 'metadata.sqlite')))
@@ -114,7 +114,7 @@ def latest_execution_artifacts(pipeline_root: pathlib.Path, component: str
                                ) -> Dict[str, List[str]]:
   """{'input:KEY' / 'output:KEY': [artifact URIs]} of the latest execution
   of `component` (e.g. 'Trainer') recorded in ML Metadata."""
-  from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
+  from ml_metadata.proto import metadata_store_pb2
   store = metadata_store(pipeline_root)
   executions = [execution for execution in store.get_executions()
                 if execution.type.rsplit('.', 1)[-1] == component]

@@ -34,8 +34,9 @@ def _requirement_name(requirement: str) -> str:
 
 
 def _is_test_file(path: pathlib.Path) -> bool:
+  """Tests, their fixtures and the `testing` helper modules."""
   return (path.name.endswith('_test.py') or path.name.startswith('test_') or
-          path.name == 'conftest.py')
+          path.name in ('conftest.py', 'testing.py'))
 
 
 def _imports(path: pathlib.Path) -> Iterator[str]:
@@ -111,7 +112,10 @@ def test_pyproject_declares_exactly_what_the_code_imports():
   test_only = set(tests) - set(product)
   assert {d: sorted(tests[d]) for d in test_only - declared_test} == {}, (
       'imported only by tests, missing from the test extra')
-  # The one plugin no test imports: `make test` runs pytest with it (-n).
-  assert ' -n $(TEST_WORKERS)' in (REPO_ROOT / 'Makefile').read_text()
-  assert sorted(declared_test - test_only) == ['pytest-xdist'], (
+  # What no test imports: `make test` runs the linter and then pytest with
+  # the xdist plugin (-n).
+  makefile = (REPO_ROOT / 'Makefile').read_text()
+  assert ' -n $(TEST_WORKERS)' in makefile
+  assert '-m ruff check .' in makefile
+  assert sorted(declared_test - test_only) == ['pytest-xdist', 'ruff'], (
       'in the test extra but not imported by tests only')

@@ -15,7 +15,7 @@ from trainer_module.run_fn import build_experiment_config
 
 def _trainer_custom_config(argv):
   args = cli.build_parser().parse_args(argv)
-  config = cli._pipeline_config(args, 'gs://bucket/data', '/tmp/root')  # pylint: disable=protected-access
+  config = cli._pipeline_config(args, 'gs://bucket/data', '/tmp/root')
   (trainer,) = [component for component in
                 pipeline.create_components(config)
                 if component.id == 'Trainer']

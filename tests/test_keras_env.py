@@ -18,8 +18,8 @@ def _python(code_or_args, env_without_keras_flag=True, **kwargs):
 
 
 def test_tf_keras_is_keras2_in_this_test_process():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tf_keras  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  import tf_keras
   assert tf.keras.__name__.startswith('tf_keras')
   assert tf.keras.layers.Dense is tf_keras.layers.Dense
 

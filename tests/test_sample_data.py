@@ -79,7 +79,7 @@ def test_sample_is_deterministic_for_a_seed(tmp_path):
 
 
 def test_sample_records_are_in_tfmg_format(synthetic_sample):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   records = sorted((synthetic_sample / 'tfrecords').glob('train-*.tfrecord'))
   assert records
   examples = [tf.train.Example.FromString(r.numpy())

@@ -49,7 +49,7 @@ DATA_EDGES = {
     ('DataValidationGate', 'Transform'),
     ('ImportExampleGen', 'Transform'),
 }
-# --- Model half: component ids the lead is wiring now; adjust names here. ---
+# Component ids of the model half.
 TRAINER = 'Trainer'
 RESOLVER = 'latest_blessed_model_resolver'  # KFP splits it into '<id>-*' tasks.
 EVALUATOR = 'Evaluator'
@@ -126,8 +126,8 @@ class _FakePipelineJob:
 @pytest.fixture(scope='module')
 def compiled(tmp_path_factory) -> Dict[str, Any]:
   """The full pipeline compiled for Vertex: file, text and parsed protos."""
-  from google.protobuf import json_format  # pylint: disable=g-import-not-at-top
-  from kfp.pipeline_spec import pipeline_spec_pb2  # pylint: disable=g-import-not-at-top
+  from google.protobuf import json_format
+  from kfp.pipeline_spec import pipeline_spec_pb2
   output = tmp_path_factory.mktemp('vertex') / 'maskformer.json'
   # A TFMG experiment config file (--config_file), then --params_override.
   config_file = output.parent / 'experiment.yaml'
@@ -183,7 +183,7 @@ def _depends_on(spec, downstream: str, upstream: str) -> bool:
 
 
 def _beam_options(args: List[str]) -> Dict[str, Any]:
-  from apache_beam.options import pipeline_options  # pylint: disable=g-import-not-at-top
+  from apache_beam.options import pipeline_options
   return pipeline_options.PipelineOptions(flags=args).get_all_options(
       drop_default=True)
 
@@ -216,8 +216,8 @@ def test_every_container_runs_the_given_image(compiled):
 def test_the_exit_handler_writes_the_page_of_a_run_stopped_early(compiled):
   """After the pipeline (the tfx-dag sub-DAG), whatever its outcome, the
   exit handler gets the job's final status and the pipeline root."""
-  from tfx.utils import import_utils  # pylint: disable=g-import-not-at-top
-  import yaml  # pylint: disable=g-import-not-at-top
+  from tfx.utils import import_utils
+  import yaml
   spec = compiled['spec']
   root_tasks = spec.root.dag.tasks
   assert set(root_tasks) == {'tfx-dag', exit_handler.EXIT_HANDLER_ID}
@@ -253,11 +253,11 @@ def test_schema_is_read_from_the_image(compiled):
 
 
 def test_beam_components_run_on_dataflow(compiled):
-  for component in BEAM_COMPONENTS:
-    container = _executor(compiled, _task_of(compiled['spec'], component)
+  for component_id in BEAM_COMPONENTS:
+    container = _executor(compiled, _task_of(compiled['spec'], component_id)
                           )['container']
     options = _beam_options(container['args'])
-    assert options['runner'] == 'DataflowRunner', component
+    assert options['runner'] == 'DataflowRunner', component_id
     assert options['project'] == PROJECT
     assert options['region'] == REGION
     assert options['temp_location'].startswith(PIPELINE_ROOT + '/')
@@ -266,12 +266,12 @@ def test_beam_components_run_on_dataflow(compiled):
     assert options['service_account_email'] == SERVICE_ACCOUNT
     expected_machine = {
         'Transform': 'n2-highmem-16', EVALUATOR: 'n2-highmem-16',
-    }.get(component, 'n2-standard-8')
-    assert options['machine_type'] == expected_machine, component
+    }.get(component_id, 'n2-standard-8')
+    assert options['machine_type'] == expected_machine, component_id
 
 
 def test_trainer_requests_the_tpu_worker_pool(compiled):
-  from google.cloud.aiplatform_v1.types import custom_job  # pylint: disable=g-import-not-at-top
+  from google.cloud.aiplatform_v1.types import custom_job
   task = _task_of(compiled['spec'], TRAINER)
   container = _executor(compiled, task)['container']
   assert container['args'][1] == (
@@ -297,9 +297,9 @@ def test_trainer_requests_the_tpu_worker_pool(compiled):
 
 
 def test_trainer_runs_the_experiment_on_the_tpu_strategy(compiled):
-  from official.core import exp_factory  # pylint: disable=g-import-not-at-top
-  from official.modeling import hyperparams  # pylint: disable=g-import-not-at-top
-  from trainer_module import registry_imports  # pylint: disable=g-import-not-at-top,unused-import
+  from official.core import exp_factory
+  from official.modeling import hyperparams
+  from trainer_module import registry_imports
   task = _task_of(compiled['spec'], TRAINER)
   custom_config = json.loads(
       _task_parameters(compiled['spec'], task)['custom_config'])
@@ -315,7 +315,7 @@ def test_trainer_runs_the_experiment_on_the_tpu_strategy(compiled):
 
 
 def test_trainer_initialises_from_the_given_checkpoint(compiled):
-  from trainer_module.run_fn import build_experiment_config  # pylint: disable=g-import-not-at-top
+  from trainer_module.run_fn import build_experiment_config
   task = _task_of(compiled['spec'], TRAINER)
   custom_config = json.loads(
       _task_parameters(compiled['spec'], task)['custom_config'])
@@ -332,7 +332,7 @@ def test_trainer_initialises_from_the_given_checkpoint(compiled):
 
 def test_compiled_json_has_no_local_paths_or_credentials(compiled):
   text = compiled['text']
-  import schemas  # pylint: disable=g-import-not-at-top
+  import schemas
   local = {os.getcwd(), os.path.expanduser('~'), tempfile.gettempdir(),
            str(REPO_ROOT), sys.prefix, os.environ.get('PWD', '/'),
            os.path.dirname(compiled['path']),
@@ -352,7 +352,7 @@ def test_compiled_json_has_no_local_paths_or_credentials(compiled):
 
 def test_submit_creates_a_pipeline_job_with_the_compiled_file(
     tmp_path, monkeypatch, capsys):
-  from google.cloud import aiplatform  # pylint: disable=g-import-not-at-top
+  from google.cloud import aiplatform
   monkeypatch.setattr(aiplatform, 'PipelineJob', _FakePipelineJob)
   _FakePipelineJob.created.clear()
   _FakePipelineJob.submitted.clear()
@@ -399,7 +399,7 @@ def test_submit_creates_a_pipeline_job_with_the_compiled_file(
 ])
 def test_wrong_settings_fail_before_compiling_or_submitting(
     changes, message, tmp_path, monkeypatch, capsys):
-  from google.cloud import aiplatform  # pylint: disable=g-import-not-at-top
+  from google.cloud import aiplatform
   monkeypatch.setattr(aiplatform, 'PipelineJob', _ForbiddenPipelineJob)
   output = tmp_path / 'pipeline.json'
   args = _parse(_cli_args(**{'--output': str(output), **changes})
@@ -413,7 +413,7 @@ def test_wrong_settings_fail_before_compiling_or_submitting(
 
 def test_unknown_experiment_fails_before_compiling(tmp_path, monkeypatch,
                                                    capsys):
-  from google.cloud import aiplatform  # pylint: disable=g-import-not-at-top
+  from google.cloud import aiplatform
   monkeypatch.setattr(aiplatform, 'PipelineJob', _ForbiddenPipelineJob)
   output = tmp_path / 'pipeline.json'
   args = _parse(_cli_args(**{'--output': str(output),
@@ -468,7 +468,7 @@ def test_help_documents_every_setting():
   parser = argparse.ArgumentParser(prog='maskformer-tfx')
   subparsers = parser.add_subparsers(dest='command', required=True)
   compile_parser = vertex_runner.add_compile_vertex_parser(subparsers)
-  helps = {option: action.help for action in compile_parser._actions  # pylint: disable=protected-access
+  helps = {option: action.help for action in compile_parser._actions
            for option in action.option_strings}
   for field in vertex_settings.setting_fields():
     for flag in vertex_settings.flag_names(field):

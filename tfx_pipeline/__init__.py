@@ -10,6 +10,6 @@ def __getattr__(name: str):
   on first use (it imports TFX): Vertex containers import custom artifact
   types by their type name (`tfx_pipeline.report.component`)."""
   if name == 'ReviewReportPage':
-    from tfx_pipeline.report.component import ReviewReportPage  # pylint: disable=g-import-not-at-top
+    from tfx_pipeline.report.component import ReviewReportPage
     return ReviewReportPage
   raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

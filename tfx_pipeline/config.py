@@ -123,11 +123,9 @@ def experiment_params(experiment: str) -> Any:
   Raises:
     ValueError: naming the experiment and the registered MaskFormer ones.
   """
-  # pylint: disable=g-import-not-at-top,unused-import
   from official.core import exp_factory
   from trainer_module import registry_imports
   from trainer_module.configs import experiment_names
-  # pylint: enable=g-import-not-at-top,unused-import
   try:
     return exp_factory.get_exp_config(experiment)
   except (KeyError, LookupError):
@@ -139,7 +137,7 @@ def experiment_params(experiment: str) -> Any:
 def experiment_transform_sizes(experiment: str,
                                params_override: str = '') -> Tuple[int, int]:
   """(S, N) of an experiment's training data, after `params_override`."""
-  from official.modeling import hyperparams  # pylint: disable=g-import-not-at-top
+  from official.modeling import hyperparams
   params = experiment_params(experiment)
   if params_override:
     params = hyperparams.override_params_dict(

@@ -101,7 +101,7 @@ def _reason_name(reason_type: int) -> str:
 
 
 @tfx.dsl.components.component
-def DataValidationGate(  # pylint: disable=invalid-name
+def DataValidationGate(
     statistics: tfx.dsl.components.InputArtifact[
         tfx.types.standard_artifacts.ExampleStatistics],
     schema: tfx.dsl.components.InputArtifact[

@@ -24,7 +24,7 @@ class ExperimentOverrideError(ValueError):
 def _read_yaml_file(path: str, source: str) -> Dict[str, Any]:
   try:
     if path.startswith('gs://'):
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+      import tensorflow as tf
       with tf.io.gfile.GFile(path) as f:
         loaded = yaml.safe_load(f)
     else:
@@ -34,7 +34,7 @@ def _read_yaml_file(path: str, source: str) -> Dict[str, Any]:
     raise ExperimentOverrideError(
         f'{source} {path}: cannot read it as YAML: '
         f'{" ".join(str(error).split())}') from None
-  except Exception as error:  # pylint: disable=broad-except  (tf.errors.*)
+  except Exception as error:
     raise ExperimentOverrideError(f'{source} {path}: cannot read it: '
                                   f'{" ".join(str(error).split())}') from None
   if loaded is None:
@@ -64,7 +64,7 @@ def parse_params_override(text: str, files_allowed: bool = True
     parsed = None
   if not isinstance(parsed, dict) and '=' in text:
     # a.b=c pairs, in TFMG's own syntax (this imports TensorFlow).
-    from official.modeling.hyperparams import params_dict  # pylint: disable=g-import-not-at-top
+    from official.modeling.hyperparams import params_dict
     try:
       parsed = yaml.safe_load(params_dict.nested_csv_str_to_json_str(text))
     except (ValueError, yaml.YAMLError):

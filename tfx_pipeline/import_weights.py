@@ -38,7 +38,6 @@ def make_transform_graph(image_size: int, num_segment_slots: int,
   it is made from a one-image synthetic sample, as the pipeline's Transform
   component would make it.
   """
-  # pylint: disable=g-import-not-at-top
   import tensorflow_transform as tft
   from tensorflow_transform.tf_metadata import dataset_metadata
   from tensorflow_transform.tf_metadata import metadata_io
@@ -47,7 +46,6 @@ def make_transform_graph(image_size: int, num_segment_slots: int,
   from tfx_pipeline import sample_data
   from transform_module import beam_runner
   from transform_module import preprocessing
-  # pylint: enable=g-import-not-at-top
   with tempfile.TemporaryDirectory() as sample_dir:
     # One image, converted by TFMG's converter (val split only).
     files = sample_data.make_sample(pathlib.Path(sample_dir), 1, 1,
@@ -73,12 +71,10 @@ def import_weights(pkl: str, config: Optional[str], image_size: int,
                    output: str, transform_graph: Optional[str] = None,
                    backbone_only: bool = False) -> str:
   """Converts `pkl` into `output`; returns a summary to print."""
-  # pylint: disable=g-import-not-at-top
   from official.core import train_utils
   from trainer_module.checkpoints import converter
   from trainer_module.checkpoints import detectron2_config
   from trainer_module.checkpoints import writer
-  # pylint: enable=g-import-not-at-top
   start = time.time()
   if backbone_only:
     backbone, ignored = converter.convert_backbone(pkl, config, image_size)
@@ -110,11 +106,9 @@ def import_weights(pkl: str, config: Optional[str], image_size: int,
 def diff_test(pkl: str, config: Optional[str], forward: str,
               tolerance: float) -> tuple:
   """(table text, all passed) of the comparison with `forward`."""
-  # pylint: disable=g-import-not-at-top
   import numpy as np
   from trainer_module.checkpoints import converter
   from trainer_module.checkpoints import differential
-  # pylint: enable=g-import-not-at-top
   try:
     reference = np.load(forward)
   except (OSError, ValueError) as error:

@@ -19,23 +19,23 @@ from official.core import exp_factory
 from official.core import task_factory
 from official.modeling import hyperparams
 from runners import cli
-from trainer_module import registry_imports  # pylint: disable=unused-import
+from trainer_module import registry_imports
 from trainer_module import raw_outputs
 from trainer_module.checkpoints import detectron2_mapping
 from trainer_module.checkpoints import differential
 from trainer_module.checkpoints import detectron2_import_test
-# The goldens/reference_forward directory (skips without ../shared).
-from trainer_module.checkpoints.detectron2_import_test import reference  # pylint: disable=unused-import
 
 TOLERANCE = 1e-4
 
 
 @pytest.fixture(scope='module')
-def imported(reference, tmp_path_factory) -> pathlib.Path:
+def imported(reference_forward_dir, tmp_path_factory) -> pathlib.Path:
   output = tmp_path_factory.mktemp('imported')
   assert cli.main([
-      'import-weights', '--pkl', str(reference / 'weights_official_naming.pkl'),
-      '--config', str(reference / 'config.yaml'), '--image-size', '128',
+      'import-weights',
+      '--pkl', str(reference_forward_dir / 'weights_official_naming.pkl'),
+      '--config', str(reference_forward_dir / 'config.yaml'),
+      '--image-size', '128',
       '--output', str(output)]) == 0
   return output
 
@@ -49,8 +49,9 @@ def _close(ours, theirs):
   return np.max(np.abs(ours - theirs)) <= TOLERANCE * np.max(np.abs(theirs))
 
 
-def test_raw_outputs_signature_matches_pytorch(saved_model, reference):
-  forward = np.load(reference / 'forward.npz')
+def test_raw_outputs_signature_matches_pytorch(saved_model,
+                                               reference_forward_dir):
+  forward = np.load(reference_forward_dir / 'forward.npz')
   loaded = saved_model
   assert {'serving_default', 'serving_image', 'transform_labels',
           'raw_outputs'} <= set(loaded.signatures)
@@ -71,8 +72,8 @@ def test_raw_outputs_signature_matches_pytorch(saved_model, reference):
                                (0, 3, 1, 2)), forward[f'aux_{i}_pred_masks'])
 
 
-def test_serving_image_signature_runs(saved_model, reference):
-  forward = np.load(reference / 'forward.npz')
+def test_serving_image_signature_runs(saved_model, reference_forward_dir):
+  forward = np.load(reference_forward_dir / 'forward.npz')
   buffer = io.BytesIO()
   Image.fromarray(forward['image_rgb']).save(buffer, format='PNG')
   result = saved_model.signatures['serving_image'](
@@ -89,8 +90,9 @@ def _task_and_model(params):
   return model
 
 
-def test_params_and_checkpoint_initialize_the_task(imported, reference):
-  forward = np.load(reference / 'forward.npz')
+def test_params_and_checkpoint_initialize_the_task(imported,
+                                                   reference_forward_dir):
+  forward = np.load(reference_forward_dir / 'forward.npz')
   params = exp_factory.get_exp_config('maskformer_coco_panoptic_d2')
   params = hyperparams.override_params_dict(
       params, str(imported / 'params.yaml'), is_strict=True)
@@ -118,11 +120,11 @@ def test_params_and_checkpoint_initialize_the_task(imported, reference):
       converted['transformer_decoder/query_embeddings'])
 
 
-def test_diff_test_command_prints_the_table(reference, capsys):
+def test_diff_test_command_prints_the_table(reference_forward_dir, capsys):
   assert cli.main([
-      'diff-test', '--pkl', str(reference / 'weights.pkl'),
-      '--config', str(reference / 'config.yaml'),
-      '--forward', str(reference / 'forward.npz')]) == 0
+      'diff-test', '--pkl', str(reference_forward_dir / 'weights.pkl'),
+      '--config', str(reference_forward_dir / 'config.yaml'),
+      '--forward', str(reference_forward_dir / 'forward.npz')]) == 0
   output = capsys.readouterr().out
   for name in ('res5', 'transformer_encoder_features', 'decoder_hs',
                'aux_1_pred_masks', 'panoptic on boosted logits: identical'):
@@ -139,17 +141,19 @@ def test_bad_checkpoint_fails_with_one_clear_line(tmp_path, capsys):
   assert 'import-weights failed' in error and 'bad.pkl' in error
 
 
-def test_backbone_only_import_initialises_the_backbone(reference, tmp_path):
+def test_backbone_only_import_initialises_the_backbone(reference_forward_dir,
+                                                       tmp_path):
   """detectron2's ImageNet R-50.pkl layout (here the oracle's backbone keys
   without `backbone.`, plus the ImageNet classifier) → a backbone checkpoint
   that `init_checkpoint_modules: backbone` restores."""
-  forward = np.load(reference / 'forward.npz')
+  forward = np.load(reference_forward_dir / 'forward.npz')
   pkl = tmp_path / 'R-50.pkl'
-  detectron2_import_test.write_imagenet_pkl(reference, pkl)
+  detectron2_import_test.write_imagenet_pkl(reference_forward_dir, pkl)
   output = tmp_path / 'r50_imagenet'
   assert cli.main([
       'import-weights', '--pkl', str(pkl), '--backbone-only',
-      '--config', str(reference / 'config.yaml'), '--image-size', '128',
+      '--config', str(reference_forward_dir / 'config.yaml'),
+      '--image-size', '128',
       '--output', str(output)]) == 0
   params = hyperparams.override_params_dict(
       exp_factory.get_exp_config('maskformer_coco_panoptic_d2'),

@@ -2,8 +2,8 @@
 
 The exact per-image evaluator (`compute_panoptic_quality`,
 `image_panoptic_quality_state`, `panoptic_quality_result`, ...) lives beside
-the model in `trainer_module.evaluation.panoptic_quality` and is re-exported
-here for existing callers.
+the model in `trainer_module.evaluation.panoptic_quality`; this module adds
+the TFMA metric around it.
 
 `PanopticQuality` is a `tfma.metrics.Metric` whose Beam CombineFn keeps only
 the per-category sums (IoU, TP, FP, FN), which merge by addition. Configure it
@@ -19,13 +19,9 @@ from tensorflow_model_analysis.metrics import metric_types
 from tensorflow_model_analysis.metrics import metric_util
 
 from schemas import load_categories
-# The exact PQ lives beside the model; re-exported for existing callers.
-from trainer_module.evaluation.panoptic_quality import (  # pylint: disable=unused-import
-    VOID_CATEGORY_ID,
+from trainer_module.evaluation.panoptic_quality import (
     Categories,
-    PanopticQualityResult,
     PanopticQualityState,
-    compute_panoptic_quality,
     image_panoptic_quality_state,
     metric_values,
     num_category_slots,

@@ -17,10 +17,10 @@ def test_progress_lines_of_the_running_component_reach_the_terminal():
   try:
     logger.setLevel(logging.INFO)
     progress_logger.setLevel(logging.INFO)
-    logger.info(run_output._RUNNING, 'Trainer')  # pylint: disable=protected-access
+    logger.info(run_output._RUNNING, 'Trainer')
     logger.info('a TensorFlow log line')
     progress_logger.info('step %d/%d  loss 1.0000', 50, 150)
-    logger.info(run_output._FINISHED, 'Trainer')  # pylint: disable=protected-access
+    logger.info(run_output._FINISHED, 'Trainer')
   finally:
     logger.removeHandler(handler)
     progress_logger.removeHandler(handler)

@@ -53,14 +53,14 @@ def to_original_size(values: np.ndarray, pixel_valid: np.ndarray,
 
 def category_colours() -> Dict[int, Tuple[int, int, int]]:
   """{category id: RGB} of the category file."""
-  from schemas import load_categories  # pylint: disable=g-import-not-at-top
+  from schemas import load_categories
   return {int(c['id']): tuple(int(v) for v in c['color'])
           for c in load_categories()}
 
 
 def category_names() -> Dict[int, str]:
   """{category id: name} of the category file."""
-  from schemas import load_categories  # pylint: disable=g-import-not-at-top
+  from schemas import load_categories
   return {int(c['id']): c['name'] for c in load_categories()}
 
 

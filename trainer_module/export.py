@@ -73,10 +73,8 @@ class PanopticServingModule(tf.Module):
     """
     super().__init__(name='maskformer_serving')
     # Imported here: only export needs tensorflow_transform.
-    # pylint: disable=g-import-not-at-top
     import tensorflow_transform as tft
     from tensorflow_transform.saved import saved_transform_io_v2
-    # pylint: enable=g-import-not-at-top
     # What `tft.TFTransformOutput.transform_features_layer()` applies and
     # tracks, without its Keras layer: tf.Transform feeds the raw features
     # that are absent (here the labels: empty PNGs give all-void targets).

@@ -15,13 +15,13 @@ import tensorflow as tf
 
 from official.core import exp_factory
 from trainer_module import export
-from trainer_module import registry_imports  # pylint: disable=unused-import
+from trainer_module import registry_imports
 from trainer_module.modeling import factory
 from trainer_module.ops.panoptic_inference import panoptic_inference
-# The transformed synthetic sample (S = 64, N = 8) of the run_fn tests.
-from trainer_module.run_fn_test import NUM_SEGMENT_SLOTS
-from trainer_module.run_fn_test import OUTPUT_SIZE
-from trainer_module.run_fn_test import transformed_sample  # pylint: disable=unused-import
+# The transformed synthetic sample (S = 64, N = 8): conftest.py's
+# `transformed_sample`.
+from trainer_module.testing import NUM_SEGMENT_SLOTS
+from trainer_module.testing import OUTPUT_SIZE
 from transform_module import beam_runner
 from transform_module import encoding
 
@@ -121,8 +121,8 @@ def _reference_outputs(model, transform_dir: str,
                        examples: List[bytes]) -> Dict[str, np.ndarray]:
   """Eager pipeline: tf.Transform's own apply, numpy normalisation, the
   in-memory model and panoptic inference at S (thresholds 0)."""
-  import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
-  from schemas import load_categories  # pylint: disable=g-import-not-at-top
+  import tensorflow_transform as tft
+  from schemas import load_categories
   raw = tf.io.parse_example(
       examples, {key: tf.io.FixedLenFeature([], tf.string)
                  for key in ('image/encoded', 'image/source_id')})

@@ -128,7 +128,7 @@ class TrainProgress:
   def _safe_read_step(self, fallback: int) -> int:
     try:
       return int(self._read_step())
-    except Exception:  # pylint: disable=broad-except
+    except Exception:
       return fallback  # e.g. a device busy or gone: keep the last known step
 
   def line(self, step: int, now: float) -> str:

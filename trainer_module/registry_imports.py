@@ -11,7 +11,6 @@ Registered: the experiments named in `trainer_module.configs.experiment_names`
 (`trainer_module.tasks.maskformer`).
 """
 
-# pylint: disable=unused-import
-from trainer_module.configs import maskformer_detectron2
-from trainer_module.configs import maskformer_experiments
-from trainer_module.tasks import maskformer
+from trainer_module.configs import maskformer_detectron2  # noqa: F401
+from trainer_module.configs import maskformer_experiments  # noqa: F401
+from trainer_module.tasks import maskformer  # noqa: F401

@@ -9,7 +9,7 @@ import textwrap
 
 from official.core import exp_factory
 from official.core import task_factory
-from trainer_module import registry_imports  # pylint: disable=unused-import
+from trainer_module import registry_imports
 from trainer_module.configs import experiment_names
 from trainer_module.configs import maskformer as maskformer_cfg
 from trainer_module.tasks import maskformer as maskformer_task
@@ -18,7 +18,7 @@ _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_registers_exactly_the_named_experiments_and_the_task():
-  registered = {name for name in exp_factory._REGISTERED_CONFIGS  # pylint: disable=protected-access
+  registered = {name for name in exp_factory._REGISTERED_CONFIGS
                 if name.startswith('maskformer')}
   assert registered == set(experiment_names.ALL)
   assert experiment_names.DEFAULT_EXPERIMENT in registered

@@ -1,7 +1,8 @@
 """Tests of the TFX Trainer `run_fn`: TFMG training, summaries, resume, export.
 
 A small synthetic sample (64×64 images) is transformed with tf.Transform on
-Beam at S = 64; `maskformer_tiny` trains for a few steps on it.
+Beam at S = 64 (conftest.py's `transformed_sample`); `maskformer_tiny` trains
+for a few steps on it.
 """
 
 import json
@@ -11,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import numpy as np
 import pytest
@@ -25,75 +26,16 @@ from trainer_module.run_checkpoints import checkpoint_dir_of
 from trainer_module.run_fn import build_experiment_config
 from trainer_module.run_fn import run_fn
 from trainer_module.run_fn import WARM_START_SUBDIR
+from trainer_module.testing import NUM_SEGMENT_SLOTS
+from trainer_module.testing import OUTPUT_SIZE
+from trainer_module.testing import PARAMS_OVERRIDE
+from trainer_module.testing import make_fn_args
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-OUTPUT_SIZE = 64
-NUM_SEGMENT_SLOTS = 8
-# Small batches, one step per loop, a summary and a checkpoint every step.
-PARAMS_OVERRIDE = {
-    'task': {'train_data': {'global_batch_size': 2},
-             'validation_data': {'global_batch_size': 3}},
-    'trainer': {'steps_per_loop': 1, 'summary_interval': 1,
-                'checkpoint_interval': 1, 'validation_interval': 1000},
-}
 KILL_AFTER_STEP = 3
 # Steps of the interrupted run (more than it can train before it is killed).
 RESUMED_TRAIN_STEPS = 12
 STARTUP_TIMEOUT_S = 600
-
-
-@pytest.fixture(scope='module')
-def transformed_sample(synthetic_sample, tmp_path_factory) -> Dict[str, str]:
-  """The synthetic sample transformed at S = 64 with a TFX-like layout.
-
-  Returns paths: `graph` (transform output, with the raw metadata that TFX's
-  Transform writes beside the graph), `transformed` (GZIP transformed
-  examples) and `raw` (the uncompressed raw TFMG records).
-  """
-  # pylint: disable=g-import-not-at-top
-  import tensorflow_transform as tft
-  from tensorflow_transform.tf_metadata import dataset_metadata
-  from tensorflow_transform.tf_metadata import metadata_io
-  from tensorflow_transform.tf_metadata import schema_utils
-  from transform_module import beam_runner
-  from transform_module import preprocessing
-  # pylint: enable=g-import-not-at-top
-  graph_dir = tmp_path_factory.mktemp('transform_output')
-  raw_pattern = str(synthetic_sample / 'tfrecords' / '*.tfrecord')
-  beam_runner.run_transform(
-      raw_pattern, str(graph_dir),
-      {'output_size': OUTPUT_SIZE, 'num_segment_slots': NUM_SEGMENT_SLOTS})
-  metadata_io.write_metadata(
-      dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(
-          preprocessing.raw_feature_spec())),
-      str(graph_dir / tft.TFTransformOutput.RAW_METADATA_DIR))
-  return {
-      'graph': str(graph_dir),
-      'transformed': str(graph_dir /
-                         f'{beam_runner.TRANSFORMED_EXAMPLES_PREFIX}-*'),
-      'raw': raw_pattern,
-  }
-
-
-def make_fn_args(sample: Dict[str, str], work_dir: pathlib.Path,
-                 train_steps: int, materialized: Optional[bool] = True,
-                 **custom_config: Any) -> fn_args_utils.FnArgs:
-  """FnArgs as TFX's GenericExecutor fills them."""
-  files = [sample['transformed'] if materialized in (True, None)
-           else sample['raw']]
-  config = {'experiment': 'maskformer_tiny',
-            'params_override': json.dumps(PARAMS_OVERRIDE)}
-  if materialized is not None:
-    config['materialized'] = materialized
-  if materialized is False:
-    config['compression_type'] = ''
-  config.update(custom_config)
-  return fn_args_utils.FnArgs(
-      train_files=files, eval_files=files, train_steps=train_steps,
-      eval_steps=1, transform_output=sample['graph'],
-      model_run_dir=str(work_dir / 'model_run'),
-      serving_model_dir=str(work_dir / 'serving_model'),
-      custom_config=config)
 
 
 def scalar_steps(event_dir: pathlib.Path) -> Dict[str, List[int]]:

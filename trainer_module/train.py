@@ -23,7 +23,7 @@ from official.core import task_factory
 from official.core import train_lib
 from official.core import train_utils
 from trainer_module import progress
-from trainer_module import registry_imports  # pylint: disable=unused-import
+from trainer_module import registry_imports
 from trainer_module.run_fn import distribution_strategy
 
 FLAGS = flags.FLAGS

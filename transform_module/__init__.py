@@ -4,7 +4,6 @@ from schemas import keras_env
 
 keras_env.ensure_legacy_keras()
 
-# pylint: disable=g-import-not-at-top,wrong-import-position
 from transform_module.preprocessing import preprocessing_fn
 
 __all__ = ['preprocessing_fn']

@@ -89,7 +89,7 @@ def decode_rgb(data: tf.Tensor) -> tf.Tensor:
   """
   return tf.cond(
       _starts_with(data, _JPEG_SIGNATURE),
-      lambda: tf.io.decode_jpeg(  # pylint: disable=g-long-lambda
+      lambda: tf.io.decode_jpeg(
           data, channels=3, dct_method='INTEGER_ACCURATE'),
       lambda: tf.io.decode_png(data, channels=3, dtype=tf.uint8))
 

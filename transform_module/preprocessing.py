@@ -33,8 +33,6 @@ WIDTH_KEY = 'image/width'
 CATEGORY_MASK_KEY = 'image/panoptic/category_mask'
 INSTANCE_MASK_KEY = 'image/panoptic/instance_mask'
 IMAGE_FEATURE_KEYS = (IMAGE_KEY, SOURCE_ID_KEY)
-LABEL_FEATURE_KEYS = (HEIGHT_KEY, WIDTH_KEY, CATEGORY_MASK_KEY,
-                      INSTANCE_MASK_KEY)
 
 # Outputs of the image branch.
 IMAGE_OUTPUT_KEYS = ('image', 'original_size', 'source_id')

@@ -44,11 +44,11 @@ from transformers import ResNetConfig
 # table are the PyTorch baseline's own (one definition for both baselines).
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] /
                        'torch_baseline'))
-from bench_torch_step import _medians  # pylint: disable=g-import-not-at-top,wrong-import-position
-from bench_torch_step import confident_class_logits  # pylint: disable=g-import-not-at-top,wrong-import-position
-from bench_torch_step import print_phase_table  # pylint: disable=g-import-not-at-top,wrong-import-position
-from bench_torch_step import synthetic_example  # pylint: disable=g-import-not-at-top,wrong-import-position
-from maskformer_torch import NUM_CLASSES  # pylint: disable=g-import-not-at-top,wrong-import-position
+from bench_torch_step import _medians
+from bench_torch_step import confident_class_logits
+from bench_torch_step import print_phase_table
+from bench_torch_step import synthetic_example
+from maskformer_torch import NUM_CLASSES
 
 NUM_THING_CLASSES = 80  # COCO panoptic: contiguous ids 0-79 things, 80-132 stuff.
 BACKBONE_PREFIX = 'model.pixel_level_module.encoder.'

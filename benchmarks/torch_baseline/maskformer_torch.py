@@ -451,9 +451,9 @@ class SetCriterion:
   def match(self, class_logits: Tensor, mask_logits: Tensor,
             targets: list[Target]) -> list[Indices]:
     """Per decoder layer, per image: (query indices, target indices)."""
-    return [[self._match_one(class_logits[l, b], mask_logits[l, b], t)
+    return [[self._match_one(class_logits[layer, b], mask_logits[layer, b], t)
              for b, t in enumerate(targets)]
-            for l in range(class_logits.shape[0])]
+            for layer in range(class_logits.shape[0])]
 
   def losses(self, class_logits: Tensor, mask_logits: Tensor,
              targets: list[Target], indices: list[Indices]
@@ -464,15 +464,15 @@ class SetCriterion:
     target_size = targets[0].masks.shape[-2:]
     terms = {name: torch.zeros(())
              for name in ('loss_ce', 'loss_mask', 'loss_dice')}
-    for l, layer_indices in enumerate(indices):
+    for layer, layer_indices in enumerate(indices):
       target_classes = torch.full(class_logits.shape[1:3], self.num_classes,
                                   dtype=torch.int64)
       for b, (i, j) in enumerate(layer_indices):
         target_classes[b, i] = targets[b].labels[j]
       terms['loss_ce'] = terms['loss_ce'] + F.cross_entropy(
-          class_logits[l].transpose(1, 2), target_classes, self.empty_weight)
+          class_logits[layer].transpose(1, 2), target_classes, self.empty_weight)
 
-      src = torch.cat([mask_logits[l, b, i]
+      src = torch.cat([mask_logits[layer, b, i]
                        for b, (i, _) in enumerate(layer_indices)])
       tgt = torch.cat([targets[b].masks[j]
                        for b, (_, j) in enumerate(layer_indices)])

@@ -71,7 +71,7 @@ _BUILT_IN_GPUS_RE = re.compile(r'[a-z0-9]+-[a-z]+gpu-([0-9]+)g')
 @functools.lru_cache(maxsize=None)
 def vertex_accelerator_types() -> Tuple[str, ...]:
   """Every member of Vertex AI's AcceleratorType enum (but UNSPECIFIED)."""
-  from google.cloud.aiplatform_v1.types import AcceleratorType  # pylint: disable=g-import-not-at-top
+  from google.cloud.aiplatform_v1.types import AcceleratorType
   return tuple(member.name for member in AcceleratorType
                if member.value != AcceleratorType.ACCELERATOR_TYPE_UNSPECIFIED)
 

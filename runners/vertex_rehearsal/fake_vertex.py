@@ -29,7 +29,7 @@ def _print(line: str) -> None:
 def worker_command(container_spec: Mapping[str, Any],
                    where: str) -> tuple:
   """The worker pool's container command as run here, and the notes."""
-  from runners.vertex_rehearsal import substitutions  # pylint: disable=g-import-not-at-top
+  from runners.vertex_rehearsal import substitutions
   command = list(container_spec.get('command', [])) + list(
       container_spec.get('args', []))
   command, notes = substitutions.interpreter(command, where)
@@ -50,10 +50,8 @@ class FakeJobServiceClient:
 
   def create_custom_job(self, parent: str, custom_job: Mapping[str, Any],
                         **unused_kwargs) -> Any:
-    # pylint: disable=g-import-not-at-top
     from google.cloud.aiplatform_v1.types import job_service
     from google.cloud.aiplatform_v1.types import job_state
-    # pylint: enable=g-import-not-at-top
     # The request the real client would send: unknown fields or wrong types
     # in the CustomJob raise here as they would against the API.
     request = job_service.CreateCustomJobRequest(parent=parent,
@@ -98,7 +96,7 @@ class FakeJobServiceClient:
       if returncode != 0:
         state = job_state.JobState.JOB_STATE_FAILED
         break
-    from google.cloud.aiplatform_v1.types import custom_job as custom_job_types  # pylint: disable=g-import-not-at-top
+    from google.cloud.aiplatform_v1.types import custom_job as custom_job_types
     job = custom_job_types.CustomJob(request.custom_job)
     job.name = name
     job.state = state

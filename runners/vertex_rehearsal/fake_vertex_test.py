@@ -34,7 +34,7 @@ def _client(tmp_path, monkeypatch):
 
 def test_the_custom_job_is_captured_and_its_command_run_here(
     client, tmp_path, capsys):
-  from google.cloud.aiplatform_v1.types import job_state  # pylint: disable=g-import-not-at-top
+  from google.cloud.aiplatform_v1.types import job_state
   marker = tmp_path / 'ran.json'
   exec_properties = json.dumps({'custom_config': json.dumps({
       'params_override': json.dumps({'runtime': {
@@ -65,7 +65,7 @@ def test_the_custom_job_is_captured_and_its_command_run_here(
 
 
 def test_a_failing_worker_fails_the_job(client):
-  from google.cloud.aiplatform_v1.types import job_state  # pylint: disable=g-import-not-at-top
+  from google.cloud.aiplatform_v1.types import job_state
   job = client.create_custom_job(
       parent='projects/p/locations/us-central1',
       custom_job=_custom_job(['python', '-c', 'raise SystemExit(3)']))

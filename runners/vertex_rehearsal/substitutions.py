@@ -49,13 +49,13 @@ def image_paths(text: str) -> str:
 def _dataflow_option_names() -> Dict[str, bool]:
   """Option strings of Beam's Google Cloud, worker, runner, SDK-location and
   experiment options -> whether the option takes a value."""
-  from apache_beam.options import pipeline_options  # pylint: disable=g-import-not-at-top
+  from apache_beam.options import pipeline_options
   parser = argparse.ArgumentParser(add_help=False)
   for options_class in (pipeline_options.GoogleCloudOptions,
                         pipeline_options.WorkerOptions):
-    options_class._add_argparse_args(parser)  # pylint: disable=protected-access
+    options_class._add_argparse_args(parser)
   names = {}
-  for action in parser._actions:  # pylint: disable=protected-access
+  for action in parser._actions:
     for option in action.option_strings:
       names[option] = action.nargs != 0
   names.update({'--runner': True, '--sdk_location': True,

@@ -21,9 +21,6 @@ from trainer_module.configs import maskformer_model
 # small experiments' inputs at their Transform size; the COCO experiments set
 # their own (`maskformer_experiments`).
 AUG_REFERENCE_SIZE = 640
-# Model inputs are padded square images of the data's output_size S and the
-# mask logits have stride 4.
-MASK_STRIDE = 4
 INIT_CHECKPOINT_MODULES = ('all', 'backbone')
 # TF Model Garden's published ImageNet ResNet-50 (the backbone checkpoint of
 # its own Mask R-CNN and RetinaNet COCO configs): the reference MaskFormer

@@ -93,11 +93,11 @@ class MaskFormerModel(hyperparams.Config):
   input_size: List[int] = dataclasses.field(
       default_factory=lambda: [640, 640, 3])
   backbone: backbones.Backbone = dataclasses.field(
-      default_factory=lambda: backbones.Backbone(  # pylint: disable=g-long-lambda
+      default_factory=lambda: backbones.Backbone(
           type='resnet',
           resnet=tfmg_backbones.ResNet(model_id=50, bn_trainable=False)))
   norm_activation: common.NormActivation = dataclasses.field(
-      default_factory=lambda: common.NormActivation(  # pylint: disable=g-long-lambda
+      default_factory=lambda: common.NormActivation(
           activation='relu', use_sync_bn=False, norm_momentum=0.9,
           norm_epsilon=1e-5))
   pixel_decoder: PixelDecoder = dataclasses.field(default_factory=PixelDecoder)

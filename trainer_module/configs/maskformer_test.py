@@ -6,7 +6,7 @@ from official.core import exp_factory
 from official.core import task_factory
 from official.modeling import hyperparams
 from trainer_module import optimization
-from trainer_module import registry_imports  # pylint: disable=unused-import
+from trainer_module import registry_imports
 from trainer_module.configs import maskformer as maskformer_cfg
 
 

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from official.core import exp_factory
-from trainer_module import registry_imports  # pylint: disable=unused-import
+from trainer_module import registry_imports
 from trainer_module.configs import maskformer as maskformer_cfg
 from trainer_module.dataloaders import augmentation
 from trainer_module.dataloaders import maskformer_input

@@ -96,7 +96,7 @@ class Decoder:
     self._transform_layer = None
     if params.transform_graph_dir:
       # Imported lazily: tensorflow_transform is heavy and only needed here.
-      import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
+      import tensorflow_transform as tft
       tft_output = tft.TFTransformOutput(params.transform_graph_dir)
       self._check_transform_output(tft_output.transformed_feature_spec(),
                                    params)

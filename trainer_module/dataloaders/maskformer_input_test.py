@@ -149,7 +149,7 @@ def test_augment_output_is_static_and_aligned(seed):
 
 
 def test_raw_records_are_transformed_on_the_fly(synthetic_sample, tmp_path):
-  from transform_module import beam_runner  # pylint: disable=g-import-not-at-top
+  from transform_module import beam_runner
   raw_pattern = str(synthetic_sample / 'tfrecords' / 'val-*')
   # Also writes the raw metadata into the transform graph, as TFX does.
   beam_runner.run_transform(
@@ -187,4 +187,4 @@ def test_transform_graph_of_the_former_float_contract_is_rejected():
   former['image'] = tf.io.FixedLenFeature([SIZE, SIZE, 3], tf.float32)
   params.transform_graph_dir = '/former/graph'
   with pytest.raises(ValueError, match='older output contract'):
-    decoder._check_transform_output(former, params)  # pylint: disable=protected-access
+    decoder._check_transform_output(former, params)

@@ -12,7 +12,7 @@ from trainer_module.modeling import maskformer_model
 from trainer_module.modeling import pixel_decoder
 from trainer_module.modeling import transformer_decoder
 # Registers the `detectron2_resnet` backbone with TFMG's backbone factory.
-from trainer_module.modeling.backbones import detectron2_resnet  # pylint: disable=unused-import
+from trainer_module.modeling.backbones import detectron2_resnet  # noqa: F401
 
 
 def build_maskformer_model(

@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from trainer_module.modeling import heads
-from trainer_module.modeling.transformer_encoder_test import layer_weights
+from trainer_module.modeling.testing import layer_weights
 
 
 def test_heads_match_numpy():

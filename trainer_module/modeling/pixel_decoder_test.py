@@ -4,9 +4,9 @@ import numpy as np
 import tensorflow as tf
 
 from trainer_module.modeling import pixel_decoder
-from trainer_module.modeling.position_embedding_test import detr_sine_embedding
-from trainer_module.modeling.transformer_encoder_test import layer_weights
-from trainer_module.modeling.transformer_encoder_test import np_encoder_layer
+from trainer_module.modeling.testing import detr_sine_embedding
+from trainer_module.modeling.testing import layer_weights
+from trainer_module.modeling.testing import np_encoder_layer
 
 
 def np_group_norm(x, gamma, beta, groups, eps=1e-5):

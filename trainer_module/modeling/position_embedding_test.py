@@ -1,31 +1,11 @@
 """Tests for the sine positional encoding against a numpy DETR re-implementation."""
 
-import math
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from trainer_module.modeling import position_embedding
-
-
-def detr_sine_embedding(height, width, num_pos_feats, temperature=10000.0):
-  """DETR's PositionEmbeddingSine(normalize=True) with an all-valid mask, HWC."""
-  not_mask = np.ones([height, width])
-  y_embed = np.cumsum(not_mask, axis=0)
-  x_embed = np.cumsum(not_mask, axis=1)
-  eps, scale = 1e-6, 2 * math.pi
-  y_embed = y_embed / (y_embed[-1:, :] + eps) * scale
-  x_embed = x_embed / (x_embed[:, -1:] + eps) * scale
-  dim_t = np.arange(num_pos_feats)
-  dim_t = temperature ** (2 * (dim_t // 2) / num_pos_feats)
-  pos_x = x_embed[:, :, None] / dim_t
-  pos_y = y_embed[:, :, None] / dim_t
-  pos_x = np.stack([np.sin(pos_x[:, :, 0::2]), np.cos(pos_x[:, :, 1::2])],
-                   axis=3).reshape(height, width, num_pos_feats)
-  pos_y = np.stack([np.sin(pos_y[:, :, 0::2]), np.cos(pos_y[:, :, 1::2])],
-                   axis=3).reshape(height, width, num_pos_feats)
-  return np.concatenate([pos_y, pos_x], axis=2)
+from trainer_module.modeling.testing import detr_sine_embedding
 
 
 @pytest.mark.parametrize('height,width,num_pos_feats',

@@ -5,10 +5,10 @@ import tensorflow as tf
 import tf_keras
 
 from trainer_module.modeling import transformer_decoder
-from trainer_module.modeling.transformer_encoder_test import layer_weights
-from trainer_module.modeling.transformer_encoder_test import np_attention
-from trainer_module.modeling.transformer_encoder_test import np_ffn
-from trainer_module.modeling.transformer_encoder_test import np_layer_norm
+from trainer_module.modeling.testing import layer_weights
+from trainer_module.modeling.testing import np_attention
+from trainer_module.modeling.testing import np_ffn
+from trainer_module.modeling.testing import np_layer_norm
 
 
 def np_decoder_layer(weights, tgt, memory, query_pos, pos):

@@ -4,51 +4,8 @@ import numpy as np
 import tensorflow as tf
 
 from trainer_module.modeling import transformer_encoder
-
-
-def layer_weights(layer):
-  """{'self_attention/query/kernel': array, ...} relative to `layer`."""
-  return {v.name.split('/', 1)[1].rsplit(':', 1)[0]: v.numpy()
-          for v in layer.weights}
-
-
-def np_layer_norm(x, gamma, beta, eps=1e-5):
-  mean = x.mean(-1, keepdims=True)
-  var = x.var(-1, keepdims=True)
-  return (x - mean) / np.sqrt(var + eps) * gamma + beta
-
-
-def np_attention(weights, prefix, query, key, value):
-  """Multi-head attention on [B, N, C] arrays with EinsumDense weights."""
-  def project(x, name):
-    return (np.einsum('bnc,chd->bnhd', x, weights[f'{prefix}/{name}/kernel'])
-            + weights[f'{prefix}/{name}/bias'])
-  q, k, v = project(query, 'query'), project(key, 'key'), project(value,
-                                                                   'value')
-  logits = np.einsum('bnhd,bmhd->bhnm', q, k) / np.sqrt(q.shape[-1])
-  probs = np.exp(logits - logits.max(-1, keepdims=True))
-  probs /= probs.sum(-1, keepdims=True)
-  context = np.einsum('bhnm,bmhd->bnhd', probs, v)
-  return (np.einsum('bnhd,hdc->bnc', context,
-                    weights[f'{prefix}/attention_output/kernel'])
-          + weights[f'{prefix}/attention_output/bias'])
-
-
-def np_ffn(weights, prefix, x):
-  hidden = np.maximum(
-      x @ weights[f'{prefix}/linear1/kernel'] + weights[f'{prefix}/linear1/bias'],
-      0.0)
-  return hidden @ weights[f'{prefix}/linear2/kernel'] + weights[
-      f'{prefix}/linear2/bias']
-
-
-def np_encoder_layer(weights, src, pos):
-  """DETR TransformerEncoderLayer.forward_post (eval mode)."""
-  qk = src + pos
-  src = np_layer_norm(src + np_attention(weights, 'self_attention', qk, qk, src),
-                      weights['norm1/gamma'], weights['norm1/beta'])
-  return np_layer_norm(src + np_ffn(weights, 'ffn', src),
-                       weights['norm2/gamma'], weights['norm2/beta'])
+from trainer_module.modeling.testing import layer_weights
+from trainer_module.modeling.testing import np_encoder_layer
 
 
 def randomise(layer, rng):

@@ -22,7 +22,7 @@ from official.core import task_factory
 from official.vision.configs import backbones
 from official.vision.configs import image_classification as classification_cfg
 from official.vision.modeling import factory as tfmg_factory
-from trainer_module import registry_imports  # pylint: disable=unused-import
+from trainer_module import registry_imports
 from trainer_module.run_fn import build_experiment_config
 from trainer_module.run_fn import run_fn
 from trainer_module.dataloaders import synthetic_examples

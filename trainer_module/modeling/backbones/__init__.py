@@ -3,5 +3,4 @@
 Importing this package registers `detectron2_resnet`.
 """
 
-# pylint: disable=unused-import
 from trainer_module.modeling.backbones import detectron2_resnet

@@ -1,9 +1,10 @@
-"""Random panoptic label maps for the PQ tests and benchmarks.
+"""Test helpers: random panoptic label maps for the PQ tests and benchmarks.
 
 Ground truth and predictions as [I, H, W] category / instance maps with
 things, stuff, void and jittered predictions (`random_panoptic_images`),
 their COCO panoptic JSON + PNG files (`write_coco_panoptic`), and TFMA
 extracts of them (`extracts_from_label_maps`). Used by
+`trainer_module/evaluation/panoptic_quality_test.py`,
 `tfx_pipeline/metrics_test.py` and `benchmarks/bench_pq.py`.
 """
 
@@ -16,7 +17,7 @@ from PIL import Image
 
 from schemas import load_categories
 from schemas.coco_panoptic_png import encode_segment_ids
-from tfx_pipeline import metrics
+from trainer_module.evaluation.panoptic_quality import VOID_CATEGORY_ID
 
 LabelMaps = Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
@@ -102,7 +103,7 @@ def random_panoptic_image(rng: np.random.Generator,
 
   for _ in range(num_void):
     box = _random_box(rng, height, width, 0.1, 0.3)
-    gt_category[box[0]:box[1], box[2]:box[3]] = metrics.VOID_CATEGORY_ID
+    gt_category[box[0]:box[1], box[2]:box[3]] = VOID_CATEGORY_ID
     gt_instance[box[0]:box[1], box[2]:box[3]] = 0
     if rng.random() < 0.7:
       # A prediction lying mostly (or, after jitter, partly) in void.
@@ -117,7 +118,7 @@ def random_panoptic_image(rng: np.random.Generator,
     pred_instance[y0:y1, x0:x1] = next_pred_instance
     next_pred_instance += 1
   y0, y1, x0, x1 = _random_box(rng, height, width, 0.05, 0.15)
-  pred_category[y0:y1, x0:x1] = metrics.VOID_CATEGORY_ID
+  pred_category[y0:y1, x0:x1] = VOID_CATEGORY_ID
   pred_instance[y0:y1, x0:x1] = 0
   return gt_category, gt_instance, pred_category, pred_instance
 
@@ -155,7 +156,7 @@ def write_coco_panoptic(directory: Path, name: str, category: np.ndarray,
     key = image_category.astype(np.int64) * 2**31 + image_instance
     pairs, pixel_pair = np.unique(key, return_inverse=True)
     segment_ids = rng.choice(2**24 - 1, pairs.size, replace=False) + 1
-    segment_ids[pairs // 2**31 == metrics.VOID_CATEGORY_ID] = 0
+    segment_ids[pairs // 2**31 == VOID_CATEGORY_ID] = 0
     id_map = segment_ids[pixel_pair.reshape(image_category.shape)]
     rgb = encode_segment_ids(id_map)
     file_name = f"{image_id:06d}.png"
