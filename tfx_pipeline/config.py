@@ -14,7 +14,7 @@ DEFAULT_PQ_LOWER_BOUND = 0.2
 # model's PQ and still be blessed: one PQ point. Retraining the same config
 # (another seed, a new data snapshot) moves PQ by less than the point at which
 # COCO panoptic results are reported; a drop of a full point or more is a
-# regression. See README, "Retraining on new data".
+# regression. See docs/evaluation.md, "The gate".
 DEFAULT_PQ_REGRESSION_TOLERANCE = 0.01
 
 # Local Beam: in-process DirectRunner (Dataflow args come from the Vertex

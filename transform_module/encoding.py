@@ -21,10 +21,9 @@ Arrow encoding in the Transform and, above all, zlib compression. So:
   encode or gzip. `segment_map` is stored as slot + 1 (0 for void), so that
   its padding is 0 too. One string per row keeps S in the feature's shape
   (`FixedLenFeature([S], tf.string)`).
-  (A run-length encoding of the rows was tried on the real COCO sample: maps
-  16-19x smaller and 2.5x cheaper to gzip, but expanding them back with
-  `tf.repeat` cost ~10 ms per map, in every epoch of the Trainer, against
-  < 1 ms for `decode_raw`.)
+  (Run-length rows, measured on the real COCO sample, are 16-19x smaller and
+  2.5x cheaper to gzip, but expanding them back with `tf.repeat` costs ~10 ms
+  per map, in every epoch of the Trainer, against < 1 ms for `decode_raw`.)
 
 `pixel_valid` is not stored: it follows from `original_size` and S
 (`pixel_valid`).
@@ -157,8 +156,8 @@ def decode_rows(key: str, rows: tf.Tensor) -> tf.Tensor:
   rows = tf.convert_to_tensor(rows, tf.string)
   output_size = rows.shape[-1]
   row_bytes = output_size * dtype.size
-  # decode_raw would silently cut a longer row, e.g. the int16 segment_map
-  # rows of the previous contract.
+  # decode_raw would silently cut a longer row, e.g. int16 segment_map rows
+  # written under another version of the contract.
   fits = tf.debugging.Assert(
       tf.reduce_all(tf.strings.length(rows) <= row_bytes),
       [f'{key!r} has rows longer than S = {output_size} {dtype.name} values: '
