@@ -21,12 +21,13 @@ PYTEST_ARGS ?=
 # built once: tests/worker_shared.py). TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 
-.PHONY: help venv run lint test lock clean
+.PHONY: help venv run lint test test-deps lock clean
 
 help:
 	@echo "make run    create/update .venv, then run the local pipeline on the default sample"
 	@echo "make test   create/update .venv, then lint (ruff) and run the whole test suite"
 	@echo "make lint   create/update .venv, then check the code with ruff (pyproject.toml)"
+	@echo "make test-deps  install the system tools the tests need (Chromium; apt-get, as root or with sudo)"
 	@echo "make lock   re-resolve the stack and rewrite requirements.lock"
 
 $(STAMP): requirements.lock pyproject.toml
@@ -46,8 +47,21 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(VENV_PY) -m ruff check .
 
-test: lint
+test: lint test-deps
 	$(VENV_PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
+
+# System tools the tests need and pip cannot install: the report browser
+# test's headless Chromium (tests/chromium.py). Silent when it is on the PATH;
+# otherwise apt-get installs it, refreshing the package lists only if the
+# install fails without it. Tests never install anything themselves.
+CHROMIUM_BINARIES := chromium chromium-browser google-chrome
+test-deps:
+	@for b in $(CHROMIUM_BINARIES); do command -v $$b >/dev/null 2>&1 && exit 0; done; \
+	command -v apt-get >/dev/null 2>&1 || { echo "test-deps: Chromium is not installed and apt-get is missing: install chromium (the report browser test needs it)."; exit 1; }; \
+	sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	echo "test-deps: installing chromium (apt-get) ..."; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	$$sudo apt-get install -y -qq chromium >/dev/null 2>&1 || { $$sudo apt-get update -qq && $$sudo apt-get install -y -qq chromium; }
 
 # Re-resolves the pinned stack from scratch (minutes) and records every version.
 lock:

@@ -8,7 +8,6 @@ every network request.
 
 import base64
 import json
-import os
 import pathlib
 import shutil
 import subprocess
@@ -28,31 +27,13 @@ CHROMIUM_FLAGS = ('--headless', '--no-sandbox', '--disable-gpu',
 
 
 def find_chromium() -> Optional[str]:
-  """The Chromium executable on PATH, if any."""
+  """The Chromium executable on PATH, if any (`make test-deps` installs it;
+  the tests never install system packages themselves)."""
   for name in CHROMIUM_BINARIES:
     path = shutil.which(name)
     if path:
       return path
   return None
-
-
-def install_chromium(timeout: int = 900) -> Optional[str]:
-  """Installs Debian's chromium and chromium-driver if missing.
-
-  Returns:
-    The executable, or None if it cannot be installed (no apt, no root, no
-    package source reachable).
-  """
-  if find_chromium() or not shutil.which('apt-get'):
-    return find_chromium()
-  environment = dict(os.environ, DEBIAN_FRONTEND='noninteractive')
-  for command in (['apt-get', 'update'],
-                  ['apt-get', 'install', '-y', 'chromium', 'chromium-driver']):
-    result = subprocess.run(command, capture_output=True, text=True,
-                            env=environment, timeout=timeout, check=False)
-    if result.returncode != 0:
-      return None
-  return find_chromium()
 
 
 class PageLoad:

@@ -21,11 +21,13 @@ LOCAL_URL_PREFIXES = ('file://', 'data:')
 
 @pytest.fixture(scope='module')
 def chromium_executable() -> str:
-  executable = chromium.install_chromium()
+  executable = chromium.find_chromium()
   if executable is None:
-    pytest.skip('Chromium is not installed and `apt-get install -y chromium '
-                'chromium-driver` failed (no apt, not root, or no package '
-                'source reachable).')
+    pytest.fail(f'Chromium ({" or ".join(chromium.CHROMIUM_BINARIES)}) is '
+                'not on the PATH. It is a test dependency that the set-up '
+                'step `make test-deps` installs (`make test`, and so '
+                '`.ci/run`, runs it first); run `make test-deps`.',
+                pytrace=False)
   return executable
 
 
