@@ -13,8 +13,10 @@ the targets by `maskformer_matcher` (the reference's `HungarianMatcher`):
   (`targets[:, ::s, ::s]`), and the focal and dice losses compare the
   matched predictions, upsampled to H×W with half-pixel bilinear
   interpolation (`F.interpolate(mode='bilinear', align_corners=False)` =
-  `tf.image.resize(..., 'bilinear')`), with the full-resolution targets.
-  Only the matched predictions are upsampled (see `static_shapes`).
+  `tf.image.resize(..., 'bilinear')`, computed by
+  `mask_losses.upsample_bilinear`), with the full-resolution targets.
+  Only the matched predictions are upsampled (see `static_shapes`); the
+  static-shape path bounds its full-resolution memory by a chunk of slots.
 * An optional `pixel_valid` mask (at the targets' resolution) excludes padded
   pixels from the matching costs, the focal loss (mean over valid pixels
   only) and the dice loss. The reference has no such mask: it is our
@@ -41,9 +43,8 @@ from typing import Mapping, Optional, Tuple
 import tensorflow as tf
 from tensorflow.python.ops import control_flow_util  # pylint: disable=g-direct-tensorflow-import
 
+from trainer_module.losses import mask_losses
 from trainer_module.losses import maskformer_matcher
-
-_FOCAL_ALPHA = maskformer_matcher.FOCAL_ALPHA
 
 
 def _global_num_masks(gt_valid: tf.Tensor) -> tf.Tensor:
@@ -103,80 +104,37 @@ def _in_xla_or_tpu() -> bool:
       tf.compat.v1.get_default_graph())
 
 
-def _mask_losses_per_pair(logits: tf.Tensor, targets: tf.Tensor,
-                          pixel_weights: tf.Tensor, num_pixels: tf.Tensor,
-                          output_size: Tuple[int, int]
-                         ) -> Tuple[tf.Tensor, tf.Tensor]:
-  """Focal and dice loss of predicted/target mask pairs along the last axis.
-
-  Args:
-    logits: float32 [P, h, w, C] mask logits of C pairs per leading index.
-    targets: [P, H, W, C] binary target masks.
-    pixel_weights: float32 [P, H, W, 1 or C], 1 on valid pixels.
-    num_pixels: float32 [P, 1 or C], valid pixels (at least 1).
-    output_size: (H, W); the logits are upsampled to it with half-pixel
-      bilinear interpolation when it differs from (h, w).
-
-  Returns:
-    float32 [P, C] focal losses (mean over valid pixels) and dice losses.
-  """
-  if tuple(logits.shape[1:3]) != tuple(output_size):
-    logits = tf.image.resize(logits, output_size,
-                             method=tf.image.ResizeMethod.BILINEAR)
-  targets = tf.cast(targets, tf.float32) * pixel_weights
-  prob = tf.sigmoid(logits)
-  # Binary targets: BCE(x, 1) = softplus(-x), BCE(x, 0) = softplus(x); one
-  # select instead of the general soft-target formula (fewer full-size ops).
-  focal = tf.where(
-      targets > 0.0,
-      _FOCAL_ALPHA * tf.square(1.0 - prob) * tf.nn.softplus(-logits),
-      (1.0 - _FOCAL_ALPHA) * tf.square(prob) * tf.nn.softplus(logits))
-  focal = tf.reduce_sum(focal * pixel_weights, axis=[1, 2]) / num_pixels
-  prob *= pixel_weights
-  dice = 1.0 - (2.0 * tf.reduce_sum(prob * targets, axis=[1, 2]) + 1.0) / (
-      tf.reduce_sum(prob, axis=[1, 2]) +
-      tf.reduce_sum(targets, axis=[1, 2]) + 1.0)
-  return focal, dice
-
-
 def _matched_mask_losses(mask_logits: tf.Tensor, gt_masks: tf.Tensor,
                          pixel_weights: tf.Tensor, matched_query: tf.Tensor,
-                         static_shapes: bool) -> Tuple[tf.Tensor, tf.Tensor]:
+                         static_shapes: bool, stride: int, slot_chunk: int
+                        ) -> Tuple[tf.Tensor, tf.Tensor]:
   """Sums of the focal and dice losses over the matched (query, slot) pairs.
 
   Static shapes (XLA, TPU): the matched query's logits of every slot,
-  [B, h, w, N], are upsampled and compared, and unmatched slots are weighted
-  0. Otherwise only the M matched pairs are gathered ([M, h, w, 1], M known
-  at run time), as the reference does: about N / M times less work.
+  [B, h, w, N], are compared slot chunk by slot chunk
+  (`mask_losses.chunked_mask_loss_sums`), unmatched slots weighted 0.
+  Otherwise only the M matched pairs are gathered ([M, h, w, 1], M known at
+  run time), as the reference does: about N / M times less work.
   """
-  output_size = tuple(gt_masks.shape[1:3])
   num_pixels = maskformer_matcher.num_valid_pixels(pixel_weights)  # [B]
   is_matched = matched_query >= 0
   if static_shapes:
-    pair_weight = tf.cast(is_matched, tf.float32)
-
-    # Recomputed in the backward pass: the [B, H, W, N] intermediates of the
-    # 6 decoder outputs are then never all alive at once.
-    @tf.recompute_grad
-    def summed_losses(logits):
-      focal, dice = _mask_losses_per_pair(
-          logits, _slot_masks(gt_masks, matched_query.shape[1]),
-          pixel_weights, num_pixels[:, tf.newaxis], output_size)
-      return (tf.reduce_sum(focal * pair_weight),
-              tf.reduce_sum(dice * pair_weight))
-
-    return summed_losses(tf.gather(mask_logits, tf.maximum(matched_query, 0),
-                                   axis=3, batch_dims=1))
+    return mask_losses.chunked_mask_loss_sums(
+        tf.gather(mask_logits, tf.maximum(matched_query, 0), axis=3,
+                  batch_dims=1),
+        gt_masks, pixel_weights, num_pixels,
+        pair_weight=tf.cast(is_matched, tf.float32), stride=stride,
+        chunk=slot_chunk)
   pairs = tf.where(is_matched)  # [M, 2]: (image, slot).
   image = pairs[:, 0]
   query = tf.gather_nd(matched_query, pairs)
   logits = tf.gather_nd(tf.transpose(mask_logits, [0, 3, 1, 2]),
                         tf.stack([image, tf.cast(query, tf.int64)], axis=1))
   targets = _pair_targets(gt_masks, pairs)
-  focal, dice = _mask_losses_per_pair(
-      logits[..., tf.newaxis], targets[..., tf.newaxis],
-      tf.gather(pixel_weights, image), tf.gather(num_pixels, image)[:, None],
-      output_size)
+  focal, dice = mask_losses.mask_losses_per_pair(
+      logits[:, tf.newaxis], targets[:, tf.newaxis],
+      tf.transpose(tf.gather(pixel_weights, image), [0, 3, 1, 2]),
+      tf.gather(num_pixels, image)[:, None], stride)
   return tf.reduce_sum(focal), tf.reduce_sum(dice)
 
 
@@ -191,7 +149,8 @@ def maskformer_losses(class_logits: tf.Tensor,
                       mask_weight: float = 20.0,
                       dice_weight: float = 1.0,
                       pixel_valid: Optional[tf.Tensor] = None,
-                      static_shapes: Optional[bool] = None
+                      static_shapes: Optional[bool] = None,
+                      slot_chunk: int = mask_losses.SLOT_CHUNK
                      ) -> Mapping[str, tf.Tensor]:
   """Computes the MaskFormer losses of one decoder output.
 
@@ -212,10 +171,12 @@ def maskformer_losses(class_logits: tf.Tensor,
     mask_weight: matching weight of the focal cost.
     dice_weight: matching weight of the dice cost.
     pixel_valid: optional [B, H, W] 0/1 mask of real (non-padded) pixels.
-    static_shapes: True upsamples the matched query's logits of all N slots
-      (static shapes, for XLA/TPU); False only those of the matched pairs
-      (dynamic shapes, the reference's work). Same results. Default: True
-      when compiled with XLA or under a TPUStrategy.
+    static_shapes: True compares the matched query's logits of all N slots
+      (static shapes, for XLA/TPU), `slot_chunk` slots at a time; False only
+      those of the matched pairs (dynamic shapes, the reference's work). Same
+      results. Default: True when compiled with XLA or under a TPUStrategy.
+    slot_chunk: slots per chunk of the static-shape path; its
+      full-resolution intermediates are [B, slot_chunk, H, W].
 
   Returns:
     Dict of float32 scalars:
@@ -273,7 +234,8 @@ def maskformer_losses(class_logits: tf.Tensor,
   pixel_weights = maskformer_matcher.valid_pixel_weights(gt_masks,
                                                         pixel_valid)
   focal_sum, dice_sum = _matched_mask_losses(
-      mask_logits, gt_masks, pixel_weights, matched_query, static_shapes)
+      mask_logits, gt_masks, pixel_weights, matched_query, static_shapes,
+      stride, slot_chunk)
   num_masks = _global_num_masks(gt_valid)
   return {"loss_ce": loss_ce, "loss_mask": focal_sum / num_masks,
           "loss_dice": dice_sum / num_masks}
