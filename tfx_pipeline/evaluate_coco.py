@@ -16,12 +16,17 @@ regions are void there); here the ground truth is the original COCO PNGs
 and JSON, at the original image size, with COCO's crowd rule.
 `panopticapi.evaluation.pq_compute(PANOPTIC_JSON, OUTPUT/predictions.json,
 PANOPTIC_DIR)` gives the same numbers on the written files.
+
+An image that cannot be decoded is skipped and named with the reason; PQ is
+then over the images predicted (pq.json counts and names the skipped ones)
+and the exit status is `prediction_output.EXIT_SKIPPED`. An OUTPUT holding an
+earlier call's results is refused unless `--overwrite`.
 """
 
 import argparse
 import json
 import pathlib
-from typing import Any, Dict, Iterator, List, Mapping, Union
+from typing import Any, Dict, Iterator, List, Mapping, Tuple, Union
 
 import numpy as np
 from PIL import Image
@@ -29,6 +34,7 @@ from PIL import Image
 from schemas.coco_panoptic_png import decode_segment_ids
 from tfx_pipeline import cli_args
 from tfx_pipeline import predict
+from tfx_pipeline import prediction_output
 from trainer_module import progress as train_progress
 
 PQ_JSON = 'pq.json'
@@ -77,8 +83,9 @@ def _inputs(ground_truth: Mapping[str, Any], images_dir: pathlib.Path
     if not path.is_file():
       raise FileNotFoundError(f'Image {path} (image id {image_id}) does not '
                               'exist.')
-    yield predict.InputImage(name=pathlib.Path(annotation['file_name']).stem,
-                             image_id=image_id, encoded=path.read_bytes())
+    yield prediction_output.InputImage(
+        name=pathlib.Path(annotation['file_name']).stem, image_id=image_id,
+        encoded=path.read_bytes(), source=str(path))
 
 
 def coco_panoptic_quality_of_files(ground_truth: Mapping[str, Any],
@@ -129,12 +136,14 @@ def result_table(result: PanopticQualityResult) -> List[str]:
 def evaluate_coco(model_dir: PathLike, images_dir: PathLike,
                   panoptic_json: PathLike, panoptic_dir: PathLike,
                   output_dir: PathLike, batch_size: int = 8,
-                  progress=print) -> PanopticQualityResult:
+                  progress=print, overwrite: bool = False
+                 ) -> Tuple[PanopticQualityResult, List[Tuple[str, str]]]:
   """Predicts every ground-truth image and scores it (module docstring).
 
   Returns:
-    The result dict of `panoptic_quality.panoptic_quality_result`; it is also
-    written to OUTPUT/pq.json with category names.
+    The result dict of `panoptic_quality.panoptic_quality_result` over the
+    predicted images (also written to OUTPUT/pq.json with category names),
+    and the (image, reason) of each skipped image.
   """
   images_dir, panoptic_dir = pathlib.Path(images_dir), pathlib.Path(
       panoptic_dir)
@@ -144,47 +153,59 @@ def evaluate_coco(model_dir: PathLike, images_dir: PathLike,
     raise FileNotFoundError(f'Panoptic PNG directory {panoptic_dir} does not '
                             'exist.')
   num_images = len(ground_truth['annotations'])
+  writer = prediction_output.PredictionWriter(output_dir, overwrite,
+                                              other_results=(PQ_JSON,))
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   saved_model_dir = predict.resolve_saved_model_dir(model_dir)
   progress(f'Model: {saved_model_dir}; {num_images} images.')
   model = tf.saved_model.load(str(saved_model_dir))
-  writer = predict.PredictionWriter(output_dir)
   predict.predict_images(
       model, _inputs(ground_truth, images_dir), writer, batch_size,
       progress=train_progress.RateProgress(
           num_images, 'images', progress, prefix='  predicted ').update)
   summary = writer.finish()
-  progress(f'Scoring with the COCO panoptic rules against {panoptic_dir} ...')
+  predictions = json.loads(summary.predictions_json.read_text())
+  predicted_ids = {a['image_id'] for a in predictions['annotations']}
+  if not predicted_ids:
+    raise ValueError(f'No image could be predicted: {summary.skipped[:5]}')
+  scored = dict(ground_truth, annotations=[
+      a for a in ground_truth['annotations'] if a['image_id'] in predicted_ids])
+  progress(f'Scoring {len(scored["annotations"])} of {num_images} images with '
+           f'the COCO panoptic rules against {panoptic_dir} ...')
   result = coco_panoptic_quality_of_files(
-      ground_truth, panoptic_dir,
-      json.loads(summary.predictions_json.read_text()),
-      summary.predictions_dir)
+      scored, panoptic_dir, predictions, summary.predictions_dir)
   names = {int(category['id']): category['name']
            for category in ground_truth['categories']}
-  (output_dir / PQ_JSON).write_text(json.dumps({
+  prediction_output.write_json_atomically(output_dir / PQ_JSON, {
       'pq_definition': 'COCO panoptic API (pq_compute): original image '
                        'resolution, crowd regions per COCO',
+      'images_scored': len(scored['annotations']),
+      'images_skipped': [{'image': image, 'reason': reason}
+                         for image, reason in summary.skipped],
       **{group: result[group] for group in _GROUPS},
       'per_class': {str(category_id): dict(values, name=names[category_id])
                     for category_id, values in result['per_class'].items()},
-  }, indent=1))
-  return result
+  }, indent=1)
+  return result, summary.skipped
 
 
 def _evaluate_coco_command(args: argparse.Namespace) -> int:
-  result = evaluate_coco(args.model, args.images, args.panoptic_json,
-                         args.panoptic_dir, args.output, args.batch_size)
+  result, skipped = evaluate_coco(
+      args.model, args.images, args.panoptic_json, args.panoptic_dir,
+      args.output, args.batch_size, overwrite=args.overwrite)
   print()
   print('COCO panoptic quality (COCO panoptic API rules, original '
-        'resolution, crowd regions included):')
+        'resolution, crowd regions included'
+        + (f'; predicted images only, {len(skipped)} skipped' if skipped
+           else '') + '):')
   for line in result_table(result):
     print(line)
   output = pathlib.Path(args.output)
   print()
-  print(f'Predictions: {output / predict.PREDICTIONS_JSON} and '
-        f'{output / predict.PREDICTIONS_DIR}/')
+  print(f'Predictions: {output / prediction_output.PREDICTIONS_JSON} and '
+        f'{output / prediction_output.PREDICTIONS_DIR}/')
   print(f'PQ per class: {output / PQ_JSON}')
-  return 0
+  return prediction_output.report_skipped(skipped)
 
 
 def add_evaluate_coco_parser(subparsers: Any) -> None:
@@ -200,7 +221,9 @@ def add_evaluate_coco_parser(subparsers: Any) -> None:
           "the COCO panoptic API's rules, crowd regions included; per-class "
           "values go to OUTPUT/pq.json. Unlike the pipeline gate's PQ (at "
           "the Transform's resolution, crowd as void) this is comparable "
-          'with published COCO figures.'))
+          'with published COCO figures. An image that cannot be decoded is '
+          'skipped and named; PQ is then over the others and the exit '
+          f'status is {prediction_output.EXIT_SKIPPED}.'))
   parser.add_argument('--model', required=True,
                       help='SavedModel directory, TFX model artifact or '
                       'Pusher directory (as for predict).')
@@ -216,4 +239,7 @@ def add_evaluate_coco_parser(subparsers: Any) -> None:
                       help='Output directory (created).')
   parser.add_argument('--batch-size', type=cli_args.positive_int, default=8,
                       help='Images per model call (default 8).')
+  parser.add_argument('--overwrite', action='store_true',
+                      help="Clear an earlier call's results in OUTPUT first "
+                      '(without it, such an OUTPUT is refused).')
   parser.set_defaults(handler=_evaluate_coco_command)

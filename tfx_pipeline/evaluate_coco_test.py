@@ -10,7 +10,7 @@ import pytest
 
 from runners import cli
 from tfx_pipeline import evaluate_coco
-from tfx_pipeline import predict
+from tfx_pipeline import prediction_output
 
 
 def test_evaluate_coco_prints_the_coco_panoptic_apis_pq(
@@ -26,8 +26,8 @@ def test_evaluate_coco_prints_the_coco_panoptic_apis_pq(
   assert re.search(r'predicted 2/2 images  [\d.]+ images/s  ETA 00:00',
                    printed), printed
 
-  predictions_json = output / predict.PREDICTIONS_JSON
-  predictions_dir = output / predict.PREDICTIONS_DIR
+  predictions_json = output / prediction_output.PREDICTIONS_JSON
+  predictions_dir = output / prediction_output.PREDICTIONS_DIR
   assert sorted(p.name for p in predictions_dir.iterdir()) == [
       '000000142238.png', '000000439180.png']
   expected = evaluation.pq_compute(
@@ -63,3 +63,37 @@ def test_missing_image_is_named(trained_model_dir, coco_sample_dir, tmp_path,
   error = capsys.readouterr().err
   assert 'evaluate-coco failed' in error
   assert '000000439180.jpg' in error and 'does not exist' in error
+
+
+def test_undecodable_image_is_skipped_and_output_reuse_refused(
+    trained_model_dir, coco_sample_dir, tmp_path, capsys):
+  images = tmp_path / 'images'
+  shutil.copytree(coco_sample_dir / 'input_images', images)
+  (images / '000000439180.jpg').write_text('not an image')
+  output = tmp_path / 'eval'
+  command = [
+      'evaluate-coco', '--model', trained_model_dir, '--images', str(images),
+      '--panoptic-json', str(coco_sample_dir / 'panoptic_examples.json'),
+      '--panoptic-dir', str(coco_sample_dir / 'panoptic_examples'),
+      '--output', str(output)]
+  assert cli.main(command) == prediction_output.EXIT_SKIPPED
+  printed = capsys.readouterr().out
+  assert 'predicted images only, 1 skipped' in printed
+  assert (f'  {images / "000000439180.jpg"}: not a JPEG or PNG image'
+          in printed)
+  written = json.loads((output / evaluate_coco.PQ_JSON).read_text())
+  assert written['images_scored'] == 1
+  assert [s['image'] for s in written['images_skipped']] == [
+      str(images / '000000439180.jpg')]
+  annotations = json.loads(
+      (output / prediction_output.PREDICTIONS_JSON).read_text())['annotations']
+  assert [a['image_id'] for a in annotations] == [142238]
+
+  # The same OUTPUT again: refused, untouched; --overwrite replaces it.
+  assert cli.main(command) == 1
+  assert '--overwrite' in capsys.readouterr().err
+  assert json.loads((output / evaluate_coco.PQ_JSON).read_text()) == written
+  shutil.copy(coco_sample_dir / 'input_images' / '000000439180.jpg', images)
+  assert cli.main(command + ['--overwrite']) == 0
+  assert json.loads(
+      (output / evaluate_coco.PQ_JSON).read_text())['images_scored'] == 2

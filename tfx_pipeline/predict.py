@@ -17,61 +17,31 @@ writes, under OUTPUT:
 * `overlays/<name>.png`: the image and the prediction overlaid on it (one
   colour per category, white segment borders), side by side.
 
+An image that cannot be read or decoded is skipped and named with the reason;
+the others are predicted and written. An OUTPUT holding an earlier call's
+results is refused unless `--overwrite` (`prediction_output`).
+
 `panopticapi.evaluation.pq_compute(GT_JSON, OUTPUT/predictions.json,
 GT_FOLDER)` evaluates these files (its default prediction folder is the JSON
 path without `.json`).
 """
 
 import argparse
-import dataclasses
-import io
-import json
 import pathlib
 import re
-from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping,
-                    Optional, Sequence, Tuple, Union)
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional,
+                    Union)
 
-import numpy as np
-from PIL import Image
-
-from schemas import load_categories
-from schemas.coco_panoptic_png import encode_segment_ids
 from tfx_pipeline import cli_args
-from tfx_pipeline import segment_images
+from tfx_pipeline import prediction_output
+from tfx_pipeline.prediction_output import InputImage
+from tfx_pipeline.prediction_output import PredictionSummary
+from tfx_pipeline.prediction_output import PredictionWriter
 from trainer_module import progress as train_progress
 
-PREDICTIONS_JSON = 'predictions.json'
-PREDICTIONS_DIR = 'predictions'
-OVERLAYS_DIR = 'overlays'
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png')
 
 PathLike = Union[str, pathlib.Path]
-
-
-@dataclasses.dataclass
-class InputImage:
-  """One image to predict.
-
-  Attributes:
-    name: File name stem of its outputs (source id or image file stem).
-    image_id: COCO image id: `name` as an int when numeric.
-    encoded: The encoded JPEG/PNG bytes.
-    serialized_example: The raw tf.Example (TFRecord inputs) or None.
-  """
-  name: str
-  image_id: Union[int, str]
-  encoded: bytes
-  serialized_example: Optional[bytes] = None
-
-
-@dataclasses.dataclass
-class PredictionSummary:
-  """What `predict` wrote."""
-  predictions_json: pathlib.Path
-  predictions_dir: pathlib.Path
-  overlays_dir: pathlib.Path
-  num_images: int
-  num_segments: int
 
 
 def _image_id(name: str) -> Union[int, str]:
@@ -129,64 +99,36 @@ def iter_inputs(input_path: PathLike) -> Iterator[InputImage]:
   if path.is_dir():
     images = _image_files(path)
     for image_path in images:
+      try:
+        encoded, problem = image_path.read_bytes(), None
+      except OSError as error:
+        encoded, problem = b'', f'cannot be read ({error.strerror or error})'
       yield InputImage(name=image_path.stem,
                        image_id=_image_id(image_path.stem),
-                       encoded=image_path.read_bytes())
+                       encoded=encoded, source=str(image_path),
+                       problem=problem)
     if images:
       return
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   for file_name in _record_files(input_path):
     compression = 'GZIP' if file_name.endswith('.gz') else ''
-    for record in tf.data.TFRecordDataset(file_name,
-                                          compression_type=compression):
+    for index, record in enumerate(tf.data.TFRecordDataset(
+        file_name, compression_type=compression)):
       serialized = record.numpy()
       features = tf.train.Example.FromString(serialized).features.feature
-      source_id = features['image/source_id'].bytes_list.value[0].decode()
+      source = f'{file_name}, record {index + 1}'
+      try:
+        source_id = features['image/source_id'].bytes_list.value[0].decode()
+        encoded = features['image/encoded'].bytes_list.value[0]
+      except (IndexError, UnicodeDecodeError):
+        yield InputImage(name=f'record-{index + 1}', image_id=index + 1,
+                         encoded=b'', source=source,
+                         problem='no image/source_id or image/encoded')
+        continue
       yield InputImage(name=_safe_name(source_id),
-                       image_id=_image_id(source_id),
-                       encoded=features['image/encoded'].bytes_list.value[0],
-                       serialized_example=serialized)
-
-
-def segment_id_map(outputs: Mapping[str, np.ndarray]
-                  ) -> Tuple[np.ndarray, List[Dict[str, Any]]]:
-  """Segment ids [S, S] and segment infos of one image's serving outputs.
-
-  The segment opened by query q gets id q + 1: a thing segment owns the
-  pixels with instance q + 1, a stuff segment those of its category with
-  instance 0 (stuff queries of one class are merged into the first one).
-
-  Args:
-    outputs: One image's `category_mask`, `instance_mask` [S, S] and
-      `segment_category`, `segment_score`, `segment_is_thing`,
-      `segment_valid` [Q] (numpy).
-  """
-  category = np.asarray(outputs['category_mask'])
-  instance = np.asarray(outputs['instance_mask'])
-  ids = np.zeros(category.shape, np.uint32)
-  infos = []
-  for query in np.flatnonzero(outputs['segment_valid']):
-    category_id = int(outputs['segment_category'][query])
-    is_thing = bool(outputs['segment_is_thing'][query])
-    if is_thing:
-      pixels = instance == query + 1
-    else:
-      pixels = (category == category_id) & (instance == 0)
-    ids[pixels] = query + 1
-    infos.append({'id': int(query) + 1, 'category_id': category_id,
-                  'score': round(float(outputs['segment_score'][query]), 5),
-                  'isthing': int(is_thing)})
-  return ids, infos
-
-
-def overlay_image(image: np.ndarray, ids: np.ndarray,
-                  infos: Sequence[Mapping[str, Any]],
-                  colours: segment_images.Colours) -> np.ndarray:
-  """The image and its segments overlaid (`segment_images.overlay`), side
-  by side, uint8 [H, 2W, 3]."""
-  category, instance = segment_images.masks_of_segments(ids, infos)
-  blended = segment_images.overlay(image, category, instance, colours)
-  return np.concatenate([image.astype(np.uint8), blended], axis=1)
+                       image_id=_image_id(source_id), encoded=encoded,
+                       serialized_example=serialized,
+                       source=f'{source} ({source_id})')
 
 
 def _batches(items: Iterator[InputImage],
@@ -201,81 +143,67 @@ def _batches(items: Iterator[InputImage],
     yield batch
 
 
-class PredictionWriter:
-  """Writes the PNGs and overlays of each image, then `predictions.json`."""
-
-  def __init__(self, output_dir: PathLike):
-    output_dir = pathlib.Path(output_dir)
-    self.predictions_json = output_dir / PREDICTIONS_JSON
-    self.predictions_dir = output_dir / PREDICTIONS_DIR
-    self.overlays_dir = output_dir / OVERLAYS_DIR
-    self.predictions_dir.mkdir(parents=True, exist_ok=True)
-    self.overlays_dir.mkdir(parents=True, exist_ok=True)
-    self._colours = segment_images.category_colours()
-    self._annotations = []
-    self._num_segments = 0
-
-  def add(self, item: InputImage, outputs: Mapping[str, np.ndarray]) -> None:
-    """Writes one image's PNG and overlay from its serving outputs (numpy,
-    without the batch axis)."""
-    ids, infos = segment_id_map(outputs)
-    ids = segment_images.to_original_size(ids, outputs['pixel_valid'],
-                                          outputs['original_size'])
-    present = set(np.unique(ids).tolist())
-    infos = [info for info in infos if info['id'] in present]
-    file_name = f'{item.name}.png'
-    Image.fromarray(encode_segment_ids(ids)).save(
-        self.predictions_dir / file_name)
-    image = np.asarray(Image.open(io.BytesIO(item.encoded)).convert('RGB'))
-    Image.fromarray(overlay_image(image, ids, infos, self._colours)).save(
-        self.overlays_dir / file_name)
-    self._annotations.append({'image_id': item.image_id,
-                              'file_name': file_name,
-                              'segments_info': infos})
-    self._num_segments += len(infos)
-
-  def finish(self) -> PredictionSummary:
-    """Writes `predictions.json`."""
-    self.predictions_json.write_text(json.dumps(
-        {'annotations': self._annotations, 'categories': load_categories()}))
-    return PredictionSummary(self.predictions_json, self.predictions_dir,
-                             self.overlays_dir, len(self._annotations),
-                             self._num_segments)
-
-
 def predict_images(model: Any, items: Iterable[InputImage],
                    writer: PredictionWriter, batch_size: int = 8,
                    progress: Optional[Callable[[int], None]] = None) -> None:
   """Runs a loaded SavedModel on `items` in batches; adds each to `writer`.
 
   Records go through `serving_default`, image files through `serving_image`;
-  `progress(images done)` is called after each batch.
+  `progress(images done)` is called after each batch. An image that cannot
+  be read, is no decodable JPEG/PNG, or that the model's decoder refuses is
+  skipped (`writer.skip`, with the reason); the others are predicted.
   """
-  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf
-  from trainer_module.export import SERVING_DEFAULT
-  from trainer_module.export import SERVING_IMAGE
-  # pylint: enable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   done = 0
   for batch in _batches(iter(items), batch_size):
-    if batch[0].serialized_example is not None:
-      outputs = model.signatures[SERVING_DEFAULT](
-          examples=tf.constant([item.serialized_example for item in batch]))
-    else:
-      outputs = model.signatures[SERVING_IMAGE](
-          images=tf.constant([item.encoded for item in batch]))
-    outputs = {key: value.numpy() for key, value in outputs.items()}
-    for index, item in enumerate(batch):
-      writer.add(item, {key: value[index] for key, value in outputs.items()})
+    readable = []
+    for item in batch:
+      reason = item.problem or prediction_output.unreadable_image_reason(
+          item.encoded)
+      if reason:
+        writer.skip(item.source or item.name, reason)
+      else:
+        readable.append(item)
+    try:
+      predicted = [(readable, _run_model(model, readable))] if readable else []
+    except tf.errors.InvalidArgumentError:
+      # The image the decoder refuses fails its whole batch: predict the
+      # batch's images one at a time to keep the others.
+      predicted = []
+      for item in readable:
+        try:
+          predicted.append(([item], _run_model(model, [item])))
+        except tf.errors.InvalidArgumentError as error:
+          writer.skip(item.source or item.name, 'the model cannot decode it ('
+                      f'{error.message.splitlines()[0]})')
+    for predicted_items, outputs in predicted:
+      for index, item in enumerate(predicted_items):
+        writer.add(item, {key: value[index] for key, value in outputs.items()})
     done += len(batch)
     if progress:
       progress(done)
 
 
+def _run_model(model: Any, batch: List[InputImage]) -> Dict[str, Any]:
+  """The serving outputs (numpy) of one batch of records or images."""
+  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  from trainer_module.export import SERVING_DEFAULT
+  from trainer_module.export import SERVING_IMAGE
+  # pylint: enable=g-import-not-at-top
+  if batch[0].serialized_example is not None:
+    outputs = model.signatures[SERVING_DEFAULT](
+        examples=tf.constant([item.serialized_example for item in batch]))
+  else:
+    outputs = model.signatures[SERVING_IMAGE](
+        images=tf.constant([item.encoded for item in batch]))
+  return {key: value.numpy() for key, value in outputs.items()}
+
+
 def predict(model_dir: PathLike, input_path: PathLike, output_dir: PathLike,
             batch_size: int = 8,
-            progress: Optional[Callable[[str], None]] = None
-           ) -> PredictionSummary:
+            progress: Optional[Callable[[str], None]] = None,
+            overwrite: bool = False) -> PredictionSummary:
   """Writes COCO panoptic predictions, PNGs and overlays (module docstring).
 
   Args:
@@ -286,10 +214,15 @@ def predict(model_dir: PathLike, input_path: PathLike, output_dir: PathLike,
     batch_size: Images per model call.
     progress: Receives progress lines (`predicted done/total images,
       rate, ETA`; the total of TFRecord inputs is not counted beforehand).
+    overwrite: Clear an earlier call's results in `output_dir` (else they
+      are refused).
+
+  Returns:
+    The summary, with the skipped images and why.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  writer = PredictionWriter(output_dir, overwrite)
   model = tf.saved_model.load(str(resolve_saved_model_dir(model_dir)))
-  writer = PredictionWriter(output_dir)
   reporter = None
   if progress:
     path = pathlib.Path(input_path)
@@ -301,19 +234,20 @@ def predict(model_dir: PathLike, input_path: PathLike, output_dir: PathLike,
   if reporter:
     reporter.finish()
   summary = writer.finish()
-  if not summary.num_images:
+  if not summary.num_images and not summary.skipped:
     raise FileNotFoundError(f'No images or records in {input_path}.')
   return summary
 
 
 def _predict_command(args: argparse.Namespace) -> int:
   summary = predict(args.model, args.input, args.output, args.batch_size,
-                    progress=lambda line: print(line, flush=True))
+                    progress=lambda line: print(line, flush=True),
+                    overwrite=args.overwrite)
   print(f'{summary.num_images} images, {summary.num_segments} segments.')
   print(f'COCO panoptic predictions: {summary.predictions_json}')
   print(f'Segment PNGs:              {summary.predictions_dir}')
   print(f'Overlays:                  {summary.overlays_dir}')
-  return 0
+  return prediction_output.report_skipped(summary.skipped)
 
 
 def add_predict_parser(subparsers: Any) -> None:
@@ -326,7 +260,10 @@ def add_predict_parser(subparsers: Any) -> None:
           'on TFRecord files of TF Model Garden COCO panoptic tf.Examples and '
           'writes OUTPUT/predictions.json (COCO panoptic results format), '
           'OUTPUT/predictions/*.png (segment ids as RGB at the original image '
-          'size) and side-by-side overlays in OUTPUT/overlays/.'))
+          'size) and side-by-side overlays in OUTPUT/overlays/. An image '
+          'that cannot be read or decoded is skipped and named with the '
+          'reason; the exit status is '
+          f'{prediction_output.EXIT_SKIPPED} if any was skipped.'))
   parser.add_argument('--model', required=True,
                       help='SavedModel directory (or a TFX model artifact / '
                       'Pusher directory: its latest SavedModel).')
@@ -337,4 +274,7 @@ def add_predict_parser(subparsers: Any) -> None:
                       help='Output directory (created).')
   parser.add_argument('--batch-size', type=cli_args.positive_int, default=8,
                       help='Images per model call (default 8).')
+  parser.add_argument('--overwrite', action='store_true',
+                      help="Clear an earlier call's results in OUTPUT first "
+                      '(without it, such an OUTPUT is refused).')
   parser.set_defaults(handler=_predict_command)

@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from tfx_pipeline import predict
+from tfx_pipeline import prediction_output
 from schemas.coco_panoptic_png import decode_segment_ids
 
 # Real sample: 427×640 and 360×640 images.
@@ -36,7 +37,7 @@ def _pad(values: np.ndarray, size: int) -> np.ndarray:
   return padded
 
 
-def _check_files_agree(summary: predict.PredictionSummary,
+def _check_files_agree(summary: prediction_output.PredictionSummary,
                        sizes: Dict[object, tuple]) -> List[dict]:
   """PNG ids equal JSON ids per image; PNGs at the original sizes; overlays
   are image | prediction. Returns the annotations."""
@@ -65,7 +66,7 @@ def test_ground_truth_written_as_predictions_has_pq_one(coco_sample_dir,
   ground_truth = json.loads(
       (coco_sample_dir / 'panoptic_examples.json').read_text())
   thing_ids = {c['id'] for c in ground_truth['categories'] if c['isthing']}
-  writer = predict.PredictionWriter(tmp_path)
+  writer = prediction_output.PredictionWriter(tmp_path)
   for annotation in ground_truth['annotations']:
     segment_ids = _png_ids(coco_sample_dir / 'panoptic_examples' /
                            annotation['file_name'])
@@ -93,7 +94,7 @@ def test_ground_truth_written_as_predictions_has_pq_one(coco_sample_dir,
         original_size=np.array([height, width], np.int32))
     stem = pathlib.Path(annotation['file_name']).stem
     image_file = coco_sample_dir / 'input_images' / f'{stem}.jpg'
-    writer.add(predict.InputImage(name=stem, image_id=int(stem),
+    writer.add(prediction_output.InputImage(name=stem, image_id=int(stem),
                                   encoded=image_file.read_bytes()), outputs)
   summary = writer.finish()
   annotations = _check_files_agree(summary, REAL_IMAGE_IDS)
@@ -131,8 +132,8 @@ def test_segments_that_vanish_at_the_original_size_are_dropped(tmp_path):
       'segment_valid': np.isin(np.arange(num_queries), queries),
   }
   image = rng.integers(0, 256, original + (3,), dtype=np.uint8)
-  writer = predict.PredictionWriter(tmp_path)
-  writer.add(predict.InputImage(name='7', image_id=7,
+  writer = prediction_output.PredictionWriter(tmp_path)
+  writer.add(prediction_output.InputImage(name='7', image_id=7,
                                 encoded=_encoded_png(image)), outputs)
   annotations = _check_files_agree(writer.finish(), {7: original})
 
@@ -169,14 +170,14 @@ def test_predictions_of_a_trained_model_pass_the_coco_panoptic_evaluator(
   assert from_records.num_segments > 0
   image_dir = tmp_path / 'images'
   images_annotations = json.loads(
-      (image_dir / predict.PREDICTIONS_JSON).read_text())['annotations']
+      (image_dir / prediction_output.PREDICTIONS_JSON).read_text())['annotations']
   # serving_default (records) and serving_image (files) agree.
   for from_record in records_annotations:
     from_image = next(a for a in images_annotations
                       if a['image_id'] == from_record['image_id'])
     assert from_image['segments_info'] == from_record['segments_info']
     np.testing.assert_array_equal(
-        _png_ids(image_dir / predict.PREDICTIONS_DIR /
+        _png_ids(image_dir / prediction_output.PREDICTIONS_DIR /
                  from_image['file_name']),
         _png_ids(from_records.predictions_dir / from_record['file_name']))
 
@@ -200,3 +201,46 @@ def test_saved_model_dir_is_found_in_tfx_and_pusher_layouts(tmp_path):
   assert predict.resolve_saved_model_dir(tmp_path / 'pushed') == pushed[-1]
   with pytest.raises(FileNotFoundError, match='No SavedModel'):
     predict.resolve_saved_model_dir(tmp_path)
+
+
+def test_unreadable_images_are_skipped_and_the_others_written(
+    trained_model_dir, coco_sample_dir, tmp_path, capsys):
+  images = tmp_path / 'images'
+  images.mkdir()
+  for path in (coco_sample_dir / 'input_images').glob('*.jpg'):
+    (images / path.name).write_bytes(path.read_bytes())
+  (images / 'bad.jpg').write_text('this is text, not a JPEG')
+  png = _encoded_png(np.zeros([32, 32, 3], np.uint8))
+  (images / 'cut.png').write_bytes(png[:len(png) // 2])
+  output = tmp_path / 'out'
+  parser = argparse.ArgumentParser()
+  predict.add_predict_parser(parser.add_subparsers())
+  command = ['predict', '--model', trained_model_dir, '--input', str(images),
+             '--output', str(output)]
+  args = parser.parse_args(command)
+  # One batch holds the good and the bad images.
+  assert args.handler(args) == prediction_output.EXIT_SKIPPED
+  printed = capsys.readouterr().out
+  assert '2 images,' in printed
+  assert 'Skipped 2 image(s)' in printed
+  assert f'  {images / "bad.jpg"}: not a JPEG or PNG image' in printed
+  assert re.search(rf'  {re.escape(str(images / "cut.png"))}: not a readable '
+                   r'JPEG or PNG \(.+\)', printed), printed
+  annotations = json.loads(
+      (output / prediction_output.PREDICTIONS_JSON).read_text())['annotations']
+  assert {a['image_id'] for a in annotations} == set(REAL_IMAGE_IDS)
+  assert sorted(p.name for p in (output / 'predictions').iterdir()) == [
+      '000000142238.png', '000000439180.png']
+
+  # An OUTPUT with an earlier call's results is refused, then cleared.
+  with pytest.raises(FileExistsError, match=r'earlier call .*--overwrite'):
+    predict.predict(trained_model_dir, images, output)
+  for path in (images / 'bad.jpg', images / 'cut.png',
+               images / '000000439180.jpg'):
+    path.unlink()
+  summary = predict.predict(trained_model_dir, images, output, overwrite=True)
+  assert summary.skipped == []
+  assert sorted(p.name for p in (output / 'predictions').iterdir()) == [
+      '000000142238.png']
+  assert [a['image_id'] for a in json.loads(
+      summary.predictions_json.read_text())['annotations']] == [142238]

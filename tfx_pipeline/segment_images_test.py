@@ -5,7 +5,7 @@ import numpy as np
 from PIL import Image
 
 from schemas import load_categories
-from tfx_pipeline import predict
+from tfx_pipeline import prediction_output
 from tfx_pipeline import segment_images
 
 
@@ -105,7 +105,7 @@ def test_predict_overlays_are_the_report_overlays_of_its_segments():
            {'id': 2, 'category_id': stuff[0]['id'], 'isthing': 0}]
   image = np.random.default_rng(3).integers(0, 256, (6, 8, 3), np.uint8)
   colours = segment_images.category_colours()
-  side_by_side = predict.overlay_image(image, ids, infos, colours)
+  side_by_side = prediction_output.overlay_image(image, ids, infos, colours)
   category = np.where(ids == 1, things[0]['id'],
                       np.where(ids == 2, stuff[0]['id'], 0))
   instance = np.where(ids == 1, 1, 0)

@@ -1,0 +1,225 @@
+"""The output folder of `predict` and `evaluate-coco`: PNGs, overlays and
+`predictions.json` (layout in `tfx_pipeline/predict.py`).
+
+An output folder that holds an earlier call's results is refused unless the
+caller asks to overwrite, which clears those results first: a folder never
+mixes two calls' files. JSON files are written to a hidden temporary name and
+renamed, so a reader never sees a half-written `predictions.json`. Images
+that cannot be decoded are skipped and recorded with the reason.
+"""
+
+import dataclasses
+import io
+import json
+import os
+import pathlib
+import shutil
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from PIL import Image
+from PIL import UnidentifiedImageError
+
+from schemas import load_categories
+from schemas.coco_panoptic_png import encode_segment_ids
+from tfx_pipeline import segment_images
+
+PREDICTIONS_JSON = 'predictions.json'
+PREDICTIONS_DIR = 'predictions'
+OVERLAYS_DIR = 'overlays'
+# Exit status of `predict` / `evaluate-coco` when images were skipped.
+EXIT_SKIPPED = 3
+
+PathLike = Union[str, pathlib.Path]
+
+
+@dataclasses.dataclass
+class InputImage:
+  """One image to predict.
+
+  Attributes:
+    name: File name stem of its outputs (source id or image file stem).
+    image_id: COCO image id: `name` as an int when numeric.
+    encoded: The encoded JPEG/PNG bytes.
+    serialized_example: The raw tf.Example (TFRecord inputs) or None.
+    source: Where it was read (file, or file and record), for messages.
+    problem: Why it cannot be read (then `encoded` is empty), or None.
+  """
+  name: str
+  image_id: Union[int, str]
+  encoded: bytes
+  serialized_example: Optional[bytes] = None
+  source: str = ''
+  problem: Optional[str] = None
+
+
+@dataclasses.dataclass
+class PredictionSummary:
+  """What `predict` wrote.
+
+  Attributes:
+    skipped: (image, reason) of each image that could not be predicted.
+  """
+  predictions_json: pathlib.Path
+  predictions_dir: pathlib.Path
+  overlays_dir: pathlib.Path
+  num_images: int
+  num_segments: int
+  skipped: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
+
+
+def write_json_atomically(path: pathlib.Path, data: Any, **kwargs) -> None:
+  """Writes `data` as JSON to a temporary name beside `path`, then renames."""
+  temporary = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
+  try:
+    temporary.write_text(json.dumps(data, **kwargs))
+    os.replace(temporary, path)
+  finally:
+    if temporary.exists():
+      temporary.unlink()
+
+
+def prepare_output_dir(output_dir: pathlib.Path, overwrite: bool,
+                       result_names: Sequence[str]) -> None:
+  """Creates `output_dir`; clears or refuses an earlier call's results.
+
+  Only the entries named in `result_names` are results; other files in the
+  folder are left alone.
+
+  Raises:
+    FileExistsError: if results are there and `overwrite` is false.
+  """
+  earlier = [name for name in result_names if (output_dir / name).exists()]
+  if earlier and not overwrite:
+    raise FileExistsError(
+        f'{output_dir} holds the results of an earlier call '
+        f'({", ".join(earlier)}). Pass --overwrite to clear them first, or '
+        'choose another --output.')
+  for name in earlier:
+    path = output_dir / name
+    if path.is_dir() and not path.is_symlink():
+      shutil.rmtree(path)
+    else:
+      path.unlink()
+  output_dir.mkdir(parents=True, exist_ok=True)
+
+
+def unreadable_image_reason(encoded: bytes) -> Optional[str]:
+  """Why `encoded` is no decodable JPEG or PNG, or None if it is one."""
+  try:
+    with Image.open(io.BytesIO(encoded)) as image:
+      if image.format not in ('JPEG', 'PNG'):
+        return f'a {image.format} image, not a JPEG or PNG'
+      image.load()
+  except UnidentifiedImageError:
+    return 'not a JPEG or PNG image (no known image format)'
+  except (OSError, SyntaxError, ValueError,
+          Image.DecompressionBombError) as error:
+    first_line = str(error).splitlines()[0] if str(error) else ''
+    return f'not a readable JPEG or PNG ({first_line or type(error).__name__})'
+  return None
+
+
+def report_skipped(skipped: Sequence[Tuple[str, str]]) -> int:
+  """Prints the skipped images with their reasons; the exit status."""
+  if not skipped:
+    return 0
+  print(f'Skipped {len(skipped)} image(s) that could not be predicted '
+        f'(exit status {EXIT_SKIPPED}):')
+  for image, reason in skipped:
+    print(f'  {image}: {reason}')
+  return EXIT_SKIPPED
+
+
+def segment_id_map(outputs: Mapping[str, np.ndarray]
+                  ) -> Tuple[np.ndarray, List[Dict[str, Any]]]:
+  """Segment ids [S, S] and segment infos of one image's serving outputs.
+
+  The segment opened by query q gets id q + 1: a thing segment owns the
+  pixels with instance q + 1, a stuff segment those of its category with
+  instance 0 (stuff queries of one class are merged into the first one).
+
+  Args:
+    outputs: One image's `category_mask`, `instance_mask` [S, S] and
+      `segment_category`, `segment_score`, `segment_is_thing`,
+      `segment_valid` [Q] (numpy).
+  """
+  category = np.asarray(outputs['category_mask'])
+  instance = np.asarray(outputs['instance_mask'])
+  ids = np.zeros(category.shape, np.uint32)
+  infos = []
+  for query in np.flatnonzero(outputs['segment_valid']):
+    category_id = int(outputs['segment_category'][query])
+    is_thing = bool(outputs['segment_is_thing'][query])
+    if is_thing:
+      pixels = instance == query + 1
+    else:
+      pixels = (category == category_id) & (instance == 0)
+    ids[pixels] = query + 1
+    infos.append({'id': int(query) + 1, 'category_id': category_id,
+                  'score': round(float(outputs['segment_score'][query]), 5),
+                  'isthing': int(is_thing)})
+  return ids, infos
+
+
+def overlay_image(image: np.ndarray, ids: np.ndarray,
+                  infos: Sequence[Mapping[str, Any]],
+                  colours: segment_images.Colours) -> np.ndarray:
+  """The image and its segments overlaid (`segment_images.overlay`), side
+  by side, uint8 [H, 2W, 3]."""
+  category, instance = segment_images.masks_of_segments(ids, infos)
+  blended = segment_images.overlay(image, category, instance, colours)
+  return np.concatenate([image.astype(np.uint8), blended], axis=1)
+
+
+class PredictionWriter:
+  """Writes the PNGs and overlays of each image, then `predictions.json`."""
+
+  def __init__(self, output_dir: PathLike, overwrite: bool = False,
+               other_results: Sequence[str] = ()):
+    output_dir = pathlib.Path(output_dir)
+    prepare_output_dir(
+        output_dir, overwrite,
+        (PREDICTIONS_JSON, PREDICTIONS_DIR, OVERLAYS_DIR) + tuple(
+            other_results))
+    self.predictions_json = output_dir / PREDICTIONS_JSON
+    self.predictions_dir = output_dir / PREDICTIONS_DIR
+    self.overlays_dir = output_dir / OVERLAYS_DIR
+    self.predictions_dir.mkdir()
+    self.overlays_dir.mkdir()
+    self._colours = segment_images.category_colours()
+    self._annotations = []
+    self._num_segments = 0
+    self.skipped: List[Tuple[str, str]] = []
+
+  def skip(self, image: str, reason: str) -> None:
+    """Records an image that is not predicted, and why."""
+    self.skipped.append((image, reason))
+
+  def add(self, item: InputImage, outputs: Mapping[str, np.ndarray]) -> None:
+    """Writes one image's PNG and overlay from its serving outputs (numpy,
+    without the batch axis)."""
+    ids, infos = segment_id_map(outputs)
+    ids = segment_images.to_original_size(ids, outputs['pixel_valid'],
+                                          outputs['original_size'])
+    present = set(np.unique(ids).tolist())
+    infos = [info for info in infos if info['id'] in present]
+    file_name = f'{item.name}.png'
+    Image.fromarray(encode_segment_ids(ids)).save(
+        self.predictions_dir / file_name)
+    image = np.asarray(Image.open(io.BytesIO(item.encoded)).convert('RGB'))
+    Image.fromarray(overlay_image(image, ids, infos, self._colours)).save(
+        self.overlays_dir / file_name)
+    self._annotations.append({'image_id': item.image_id,
+                              'file_name': file_name,
+                              'segments_info': infos})
+    self._num_segments += len(infos)
+
+  def finish(self) -> PredictionSummary:
+    """Writes `predictions.json` (atomically)."""
+    data: Dict[str, Any] = {'annotations': self._annotations,
+                            'categories': load_categories()}
+    write_json_atomically(self.predictions_json, data)
+    return PredictionSummary(self.predictions_json, self.predictions_dir,
+                             self.overlays_dir, len(self._annotations),
+                             self._num_segments, list(self.skipped))
