@@ -248,9 +248,13 @@ def _run(args: argparse.Namespace) -> int:
     print(f'Data:          {data_root}')
     print(f'Log:           {log_path}')
     with run_output.logs_to_file(log_path) as progress:
+      # A damaged or unwritable ML Metadata store, like a damaged input
+      # file, stops the run here, named, before any component starts.
+      from tfx_pipeline import metadata_check  # pylint: disable=g-import-not-at-top
+      metadata_check.check_sqlite_store(
+          os.path.join(pipeline_root, 'metadata.sqlite'))
       if not args.skip_input_check:
-        # A damaged input file stops the run here, named, before any
-        # component starts (the error is logged; one paragraph is printed).
+        # The input check's error is logged; one paragraph is printed.
         from tfx_pipeline import input_files  # pylint: disable=g-import-not-at-top
         input_files.check_split_files(
             data_root, (args.train_pattern, args.eval_pattern))

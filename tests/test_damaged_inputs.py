@@ -75,3 +75,25 @@ def test_validate_names_the_damaged_file(tmp_path, capfd, damage):
   # Nothing downstream started: no component ran, no ML Metadata written.
   assert not (root / 'metadata.sqlite').exists()
   assert not (root / 'ImportExampleGen').exists()
+
+
+def test_validate_names_a_damaged_metadata_store(tmp_path, capfd):
+  data = tmp_path / 'data'
+  data.mkdir()
+  good = _write_records(data / 'train-00000-of-00001.tfrecord')
+  (data / 'val-00000-of-00001.tfrecord').write_bytes(good)
+  root = tmp_path / 'root'
+  root.mkdir()
+  store = root / 'metadata.sqlite'
+  store.write_bytes(b'\x00garbage' * 600)
+
+  assert cli.main(['validate', '--data', str(data), '--pipeline-root',
+                   str(root)]) == 1
+
+  err = capfd.readouterr().err
+  assert (f'The pipeline run failed: {store}: the ML Metadata store of this '
+          'pipeline root is not an SQLite database') in err
+  assert f'mv {store} {store}.damaged' in err
+  assert 'CREATE TABLE' not in err and 'Traceback' not in err
+  assert not (root / 'ImportExampleGen').exists()
+  assert store.read_bytes() == b'\x00garbage' * 600
