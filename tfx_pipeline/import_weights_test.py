@@ -9,6 +9,7 @@ checkpoint (whole model and backbone only).
 
 import io
 import pathlib
+import pickle
 
 import numpy as np
 from PIL import Image
@@ -139,6 +140,34 @@ def test_bad_checkpoint_fails_with_one_clear_line(tmp_path, capsys):
                    '--output', str(tmp_path / 'out')]) == 1
   error = capsys.readouterr().err
   assert 'import-weights failed' in error and 'bad.pkl' in error
+
+
+class _RunsCode:
+  """Unpickles to `exec(code)`."""
+
+  def __init__(self, code: str):
+    self.code = code
+
+  def __reduce__(self):
+    return (exec, (self.code,))
+
+
+@pytest.mark.parametrize('command', ['import-weights', 'diff-test'])
+def test_checkpoint_with_code_is_refused_before_it_runs(
+    reference_forward_dir, tmp_path, capsys, command):
+  marker = tmp_path / 'ran.txt'
+  poisoned = tmp_path / 'model_final.pkl'
+  poisoned.write_bytes(pickle.dumps({'model': {
+      'backbone.stem.conv1.weight': np.zeros([2, 3, 1, 1], np.float32),
+      'pixel_mean': _RunsCode(f'open({str(marker)!r}, "w").write("x")')}}))
+  extra = (['--image-size', '64', '--output', str(tmp_path / 'out')]
+           if command == 'import-weights' else
+           ['--forward', str(reference_forward_dir / 'forward.npz')])
+  assert cli.main([command, '--pkl', str(poisoned)] + extra) == 1
+  error = capsys.readouterr().err
+  assert f'{command} failed: {poisoned}: refused' in error
+  assert 'builtins.exec' in error and 'Traceback' not in error
+  assert not marker.exists()
 
 
 def test_backbone_only_import_initialises_the_backbone(reference_forward_dir,
