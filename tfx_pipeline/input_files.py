@@ -70,10 +70,9 @@ def _not_a_tfrecord(name: str, header: bytes) -> DamagedInputError:
     return DamagedInputError(
         f'{name}: the file is gzip-compressed (it starts with the gzip magic '
         'bytes 1f 8b) but its name does not end in .gz, so ExampleGen would '
-        'read it as an uncompressed TFRecord. Rename it to end in .gz (still '
-        'matched by the split pattern, e.g. train-00000-of-00001.tfrecord.gz '
-        f"for 'train-*'), or decompress it: gunzip -c {name} > "
-        'UNCOMPRESSED.tfrecord.')
+        'read it as an uncompressed TFRecord. Rename it to end in .gz (e.g. '
+        f'{os.path.basename(name)}.gz, still matched by the split pattern), '
+        f'or decompress it: gunzip -c {name} > UNCOMPRESSED.tfrecord.')
   kind = 'a text file' if _looks_like_text(header) else 'another format'
   return DamagedInputError(
       f'{name}: not a TFRecord file (its first bytes are no TFRecord record '
