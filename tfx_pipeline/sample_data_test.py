@@ -1,4 +1,4 @@
-"""The synthetic sample is valid COCO panoptic data and deterministic."""
+"""Tests of the synthetic sample: valid COCO panoptic data, deterministic."""
 
 import json
 
