@@ -16,6 +16,7 @@ import time
 import urllib.request
 from typing import Any, Dict, List, Optional
 
+import pytest
 import websocket
 
 CHROMIUM_BINARIES = ('chromium', 'chromium-browser', 'google-chrome')
@@ -34,6 +35,18 @@ def find_chromium() -> Optional[str]:
     if path:
       return path
   return None
+
+
+def require_chromium() -> str:
+  """The Chromium executable; fails the calling test, naming the set-up step
+  that installs it, when there is none."""
+  executable = find_chromium()
+  if executable is None:
+    pytest.fail(f'Chromium ({" or ".join(CHROMIUM_BINARIES)}) is not on the '
+                'PATH. It is a test dependency that the set-up step '
+                '`make test-deps` installs (`make test`, and so `.ci/run`, '
+                'runs it first); run `make test-deps`.', pytrace=False)
+  return executable
 
 
 class PageLoad:

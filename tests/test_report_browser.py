@@ -21,14 +21,7 @@ LOCAL_URL_PREFIXES = ('file://', 'data:')
 
 @pytest.fixture(scope='module')
 def chromium_executable() -> str:
-  executable = chromium.find_chromium()
-  if executable is None:
-    pytest.fail(f'Chromium ({" or ".join(chromium.CHROMIUM_BINARIES)}) is '
-                'not on the PATH. It is a test dependency that the set-up '
-                'step `make test-deps` installs (`make test`, and so '
-                '`.ci/run`, runs it first); run `make test-deps`.',
-                pytrace=False)
-  return executable
+  return chromium.require_chromium()
 
 
 def _evaluation_pq(pipeline_root: pathlib.Path) -> float:
