@@ -83,9 +83,10 @@ def _inputs(ground_truth: Mapping[str, Any], images_dir: pathlib.Path
     if not path.is_file():
       raise FileNotFoundError(f'Image {path} (image id {image_id}) does not '
                               'exist.')
+    encoded, problem = prediction_output.read_image_file(path)
     yield prediction_output.InputImage(
         name=pathlib.Path(annotation['file_name']).stem, image_id=image_id,
-        encoded=path.read_bytes(), source=str(path))
+        encoded=encoded, source=str(path), problem=problem)
 
 
 def coco_panoptic_quality_of_files(ground_truth: Mapping[str, Any],

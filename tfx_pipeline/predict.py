@@ -99,10 +99,7 @@ def iter_inputs(input_path: PathLike) -> Iterator[InputImage]:
   if path.is_dir():
     images = _image_files(path)
     for image_path in images:
-      try:
-        encoded, problem = image_path.read_bytes(), None
-      except OSError as error:
-        encoded, problem = b'', f'cannot be read ({error.strerror or error})'
+      encoded, problem = prediction_output.read_image_file(image_path)
       yield InputImage(name=image_path.stem,
                        image_id=_image_id(image_path.stem),
                        encoded=encoded, source=str(image_path),

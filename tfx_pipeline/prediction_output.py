@@ -104,6 +104,14 @@ def prepare_output_dir(output_dir: pathlib.Path, overwrite: bool,
   output_dir.mkdir(parents=True, exist_ok=True)
 
 
+def read_image_file(path: pathlib.Path) -> Tuple[bytes, Optional[str]]:
+  """(bytes, None), or (b'', why) when the file cannot be read."""
+  try:
+    return path.read_bytes(), None
+  except OSError as error:
+    return b'', f'cannot be read ({error.strerror or error})'
+
+
 def unreadable_image_reason(encoded: bytes) -> Optional[str]:
   """Why `encoded` is no decodable JPEG or PNG, or None if it is one."""
   try:

@@ -128,3 +128,13 @@ def test_a_batch_the_model_refuses_is_retried_one_image_at_a_time(tmp_path):
   annotations = json.loads(summary.predictions_json.read_text())['annotations']
   assert [a['image_id'] for a in annotations] == [0, 2]
   assert sorted(os.listdir(summary.predictions_dir)) == ['0.png', '2.png']
+
+
+def test_an_unreadable_file_is_named_with_the_reason(tmp_path):
+  path = tmp_path / 'image.jpg'
+  path.write_bytes(b'\xff\xd8')
+  assert prediction_output.read_image_file(path) == (b'\xff\xd8', None)
+  folder = tmp_path / 'folder.jpg'  # Reading a folder fails as a file would.
+  folder.mkdir()
+  assert prediction_output.read_image_file(folder) == (
+      b'', 'cannot be read (Is a directory)')
