@@ -10,15 +10,27 @@ Variants, each measured in its own process so that its peak memory is its own:
 * `function`: `tf.function`; matched pairs only (dynamic shapes, as the
   reference), losses at the input resolution S (the task's criterion).
 * `xla`: `tf.function(jit_compile=True)`; static shapes (all N slots'
-  matched queries upsampled to S), as on a TPU.
+  matched queries upsampled to S, `mask_losses.SLOT_CHUNK` slots at a time),
+  as on a TPU.
 * `function_stride4` / `xla_stride4`: the same with the targets subsampled to
   the mask logits' resolution (`segment_map[::4, ::4]`, the criterion before
   it followed the reference), for comparison.
 
-Peak memory: the process's peak resident set size (VmHWM) during the timed
-steps, reset after the warm-up (`/proc/self/clear_refs`, Linux), minus the
-resident size just before them: the memory one step of the criterion needs
-on top of its inputs.
+Memory:
+* `XLA plan GiB` (XLA variants): "Total bytes used" of XLA's buffer
+  assignment of the compiled step (`XLA_FLAGS=--xla_dump_to`, read by
+  `trainer_module.xla_buffers`): the memory the step's executable needs,
+  inputs and outputs included, independent of the allocator and the load.
+* `peak extra GiB`: the process's peak resident set size (VmHWM) during the
+  timed steps, reset after the warm-up (`/proc/self/clear_refs`, Linux), minus
+  the resident size just before them. TensorFlow's CPU allocator keeps freed
+  memory, so a step that reuses what the warm-up allocated shows little here.
+* `peak RSS GiB`: the process's peak resident set size from start to end
+  (compilation included) minus the resident size before the first step.
+
+To compare with another version of the criterion, run this script with that
+version's `trainer_module` first on `PYTHONPATH` (e.g. a `git archive` of an
+older commit in /tmp with `trainer_module/xla_buffers.py` copied in).
 
 Example (the production experiment: S=640, Q=N=100, 6 outputs, 2 images):
   TF_USE_LEGACY_KERAS=1 python benchmarks/bench_criterion.py \
@@ -28,8 +40,10 @@ Example (the production experiment: S=640, Q=N=100, 6 outputs, 2 images):
 import argparse
 import json
 import os
+import pathlib
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Dict
 
@@ -39,6 +53,7 @@ import tensorflow as tf
 from official.core import exp_factory
 from official.core import task_factory
 from trainer_module import registry_imports  # pylint: disable=unused-import
+from trainer_module import xla_buffers
 from trainer_module.dataloaders import maskformer_input
 from trainer_module.dataloaders import synthetic_examples
 from trainer_module.tasks import maskformer as maskformer_task
@@ -112,10 +127,12 @@ def _run_variant(args: argparse.Namespace, variant: str) -> Dict[str, float]:
     return losses[maskformer_task.TOTAL_LOSS], gradients
 
   step = tf.function(step, jit_compile=variant.startswith('xla'))
+  before_kib = _proc_status_kib('VmRSS')
   start = time.perf_counter()
   loss, _ = step(class_logits, mask_logits)
   float(loss)
   warmup = time.perf_counter() - start
+  warmup_peak_kib = _proc_status_kib('VmHWM')
   with open('/proc/self/clear_refs', 'w') as clear_refs:
     clear_refs.write('5')  # Resets VmHWM to the current VmRSS.
   resting_kib = _proc_status_kib('VmRSS')
@@ -127,9 +144,14 @@ def _run_variant(args: argparse.Namespace, variant: str) -> Dict[str, float]:
     _ = [g.numpy() for g in gradients]
     times.append(time.perf_counter() - start)
   peak_kib = _proc_status_kib('VmHWM')
+  plans = [xla_buffers.read(path) for path in xla_buffers.find_dumps(
+      pathlib.Path(os.environ['BENCH_XLA_DUMP']))]
   return {'warmup_s': warmup, 'step_s': float(np.median(times)),
           'loss': float(loss),
           'peak_extra_gib': (peak_kib - resting_kib) / 2**20,
+          'peak_rss_gib': (max(peak_kib, warmup_peak_kib) - before_kib) / 2**20,
+          'xla_plan_gib': (max(plan.total_bytes for plan in plans) / 2**30
+                           if plans else float('nan')),
           'S': size, 'Q': queries, 'N': slots, 'layers': num_layers}
 
 
@@ -143,14 +165,18 @@ def main() -> None:
   print(f'experiment={args.experiment} batch={args.batch} '
         f'segments={args.segments} repeats={args.repeats}')
   print(f"{'variant':<18}{'warm-up s':>11}{'s / step':>10}"
-        f"{'peak extra GiB':>16}{'loss':>10}", flush=True)
+        f"{'XLA plan GiB':>14}{'peak extra GiB':>16}{'peak RSS GiB':>14}"
+        f"{'loss':>10}", flush=True)
   sizes = ''
   for variant in args.variants.split(','):
     if variant not in VARIANTS:
       raise SystemExit(f'unknown variant {variant!r}; expected {VARIANTS}')
     command = [sys.executable, __file__, '--child', variant] + sys.argv[1:]
-    completed = subprocess.run(command, capture_output=True, text=True,
-                               env=dict(os.environ), check=False)
+    with tempfile.TemporaryDirectory() as dump_dir:
+      completed = subprocess.run(
+          command, capture_output=True, text=True, check=False,
+          env=dict(os.environ, BENCH_XLA_DUMP=dump_dir,
+                   XLA_FLAGS=f'--xla_dump_to={dump_dir}'))
     if completed.returncode != 0:
       last_line = (completed.stderr.strip().splitlines() or ['killed'])[-1]
       print(f'{variant:<18} failed (exit {completed.returncode}): '
@@ -158,7 +184,8 @@ def main() -> None:
       continue
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     print(f"{variant:<18}{result['warmup_s']:>11.1f}{result['step_s']:>10.3f}"
-          f"{result['peak_extra_gib']:>16.2f}{result['loss']:>10.4f}",
+          f"{result['xla_plan_gib']:>14.2f}{result['peak_extra_gib']:>16.2f}"
+          f"{result['peak_rss_gib']:>14.2f}{result['loss']:>10.4f}",
           flush=True)
     sizes = (f"(S={result['S']}, Q={result['Q']}, N={result['N']}, "
              f"{result['layers']} decoder outputs)")
