@@ -20,6 +20,7 @@ import bz2
 import gzip
 import os
 import struct
+import zlib
 from typing import BinaryIO, Iterable, List, Optional, Tuple
 
 from absl import logging
@@ -152,7 +153,7 @@ def check_file(path: str) -> int:
   with stream:
     try:
       return check_tfrecord_stream(stream, path)
-    except (OSError, EOFError, gzip.BadGzipFile) as error:
+    except (OSError, EOFError, zlib.error, tf.errors.OpError) as error:
       raise DamagedInputError(
           f'{path}: cannot be read or decompressed ({type(error).__name__}: '
           f'{error}).') from error

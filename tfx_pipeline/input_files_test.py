@@ -115,3 +115,19 @@ def test_split_check_reads_only_matched_files_and_names_the_first_bad(
   assert input_files.check_split_files(str(tmp_path), ['train-*']) == 4
   with pytest.raises(DamagedInputError, match=r'val-0\.tfrecord: not a'):
     input_files.check_split_files(str(tmp_path), ['train-*', 'val-*'])
+
+
+def test_unreadable_and_corrupt_compressed_files_are_named(tmp_path):
+  corrupt = bytearray(gzip.compress(_write(tmp_path / 'plain')))
+  corrupt[40:60] = b'\x00' * 20  # Inside the deflate stream.
+  path = tmp_path / 'train-0.tfrecord.gz'
+  path.write_bytes(bytes(corrupt))
+  with pytest.raises(DamagedInputError,
+                     match=r'train-0\.tfrecord\.gz: cannot be read or '
+                     r'decompressed \(error: Error -3 while decompressing'):
+    input_files.check_file(str(path))
+  folder = tmp_path / 'train-1.tfrecord'
+  folder.mkdir()
+  with pytest.raises(DamagedInputError,
+                     match=r'train-1\.tfrecord: cannot be read'):
+    input_files.check_file(str(folder))
