@@ -238,15 +238,31 @@ def _pipeline_config(args: argparse.Namespace, data_root: str,
 
 
 def _run(args: argparse.Namespace) -> int:
-  from tfx_pipeline import run_output  # pylint: disable=g-import-not-at-top
+  """Runs the pipeline holding its root (one run per pipeline root)."""
+  from tfx_pipeline import run_lock  # pylint: disable=g-import-not-at-top
 
   pipeline_root = os.path.abspath(args.pipeline_root)
-  stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
-  log_path = os.path.join(pipeline_root, 'logs', f'run-{stamp}.log')
+  run_id = datetime.datetime.now().isoformat()
+  try:
+    with run_lock.hold(pipeline_root, run_id, warn=lambda text: print(
+        f'Warning: {text}', file=sys.stderr)):
+      return _run_holding_root(args, pipeline_root, run_id)
+  except run_lock.RootLockedError as error:
+    print(f'maskformer-tfx {args.command} stopped: {error}', file=sys.stderr)
+    return 1
+
+
+def _run_holding_root(args: argparse.Namespace, pipeline_root: str,
+                      run_id: str) -> int:
+  from tfx_pipeline import run_output  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline.report import mlmd_run  # pylint: disable=g-import-not-at-top
+
+  log_path = mlmd_run.log_path(pipeline_root, run_id)
   report_line = None
   try:
     data_root = args.data or str(default_sample().resolve())
     print(f'Pipeline root: {pipeline_root}')
+    print(f'Run:           {run_id}')
     print(f'Data:          {data_root}')
     print(f'Log:           {log_path}')
     with run_output.logs_to_file(log_path) as progress:
@@ -264,14 +280,14 @@ def _run(args: argparse.Namespace) -> int:
         config = _pipeline_config(args, data_root, pipeline_root)
         from runners import local_runner  # pylint: disable=g-import-not-at-top
         from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
-        local_runner.run(config)
+        local_runner.run(config, run_id)
         summary = run_summary.describe_evaluation(
             progress.outputs, local_runner.metadata_store(config))
       except Exception:
         logging.exception('The pipeline run failed.')
         raise
       finally:
-        report_line = report.report_after_run(pipeline_root)
+        report_line = report.report_after_run(pipeline_root, run_id)
   except Exception as error:  # pylint: disable=broad-except
     print(f'\nThe pipeline run failed: {_one_paragraph(error)}\n'
           f'Full log: {log_path}', file=sys.stderr)

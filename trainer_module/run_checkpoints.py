@@ -8,11 +8,19 @@ what determines the training's result:
 
 * the training config (task, optimizer, `train_steps`; input paths and the
   transform graph location, which are new per TFX execution, left out), and
-* a fingerprint of the inputs: the example files the Trainer reads (each
-  file's name, size and its first and last `SAMPLED_BYTES` bytes: a few MB
-  read even at COCO scale, yet different for any different data) and the
-  full content of the transform graph (small), and the warm-start checkpoint
-  (part of the config as `task.init_checkpoint`).
+* a fingerprint of the inputs: the content of the examples the Trainer
+  reads and of the transform graph, and the warm-start checkpoint (part of
+  the config as `task.init_checkpoint`).
+
+The examples are fingerprinted by what they hold, not by the bytes of their
+files: Transform writes its examples again in every execution, the same
+records in the same files, but the byte order of each record's feature map
+differs from one execution to the next. Each record is parsed and
+serialized deterministically (map keys sorted) and the record digests are
+summed, so neither that byte order nor the order of the records or their
+split into files changes the key. This reads every example once per Trainer
+start. The transform graph's files are byte-identical across executions of
+the same preprocessing on the same data and are fingerprinted whole.
 
 A rerun of an interrupted training on the same inputs therefore finds its
 checkpoints and continues; new data, a new transform, another config or
@@ -25,6 +33,7 @@ kept, so checkpoint directories do not pile up.
 import copy
 import hashlib
 import json
+import logging as std_logging
 import os
 from typing import Any, Iterable, List, Optional, Sequence
 
@@ -32,22 +41,13 @@ from absl import logging
 import tensorflow as tf
 
 from official.core import config_definitions as cfg
+from trainer_module import progress
 from trainer_module.configs import experiment_names
 
-# Bytes read from the start and from the end of each example file.
-SAMPLED_BYTES = 1 << 20
 # Unfinished training runs (interrupted, never resumed) kept per checkpoint dir.
 MAX_UNFINISHED_RUNS = 2
-
-
-def _file_digest(path: str, size: int) -> str:
-  digest = hashlib.sha256()
-  with tf.io.gfile.GFile(path, 'rb') as f:
-    digest.update(f.read(SAMPLED_BYTES))
-    if size > 2 * SAMPLED_BYTES:
-      f.seek(size - SAMPLED_BYTES)
-    digest.update(f.read(SAMPLED_BYTES))
-  return digest.hexdigest()
+DEFAULT_COMPRESSION_TYPE = 'GZIP'
+_DIGEST_MODULUS = 1 << 256
 
 
 def _files_under(directory: str) -> List[str]:
@@ -56,14 +56,29 @@ def _files_under(directory: str) -> List[str]:
                 for name in names)
 
 
-def examples_fingerprint(patterns: Sequence[str]) -> List[List[Any]]:
-  """[file name, size, sampled-bytes digest] of each example file."""
-  entries = []
-  for pattern in patterns:
-    for path in sorted(tf.io.gfile.glob(pattern)):
-      size = tf.io.gfile.stat(path).length
-      entries.append([os.path.basename(path), size, _file_digest(path, size)])
-  return entries
+def record_digest(record: bytes) -> int:
+  """Digest of a serialized tf.Example that does not depend on the byte
+  order of its feature map."""
+  example = tf.train.Example.FromString(record)
+  return int.from_bytes(hashlib.sha256(
+      example.SerializeToString(deterministic=True)).digest(), 'big')
+
+
+def examples_fingerprint(patterns: Sequence[str],
+                         compression_type: str = DEFAULT_COMPRESSION_TYPE
+                         ) -> List[Any]:
+  """[record count, content digest] of the examples in the files matching
+  `patterns`, independent of the records' order and their files."""
+  # As the Trainer reads them: a file matched by two patterns counts twice.
+  files = [path for pattern in patterns
+           for path in sorted(tf.io.gfile.glob(pattern))]
+  count, total = 0, 0
+  if files:
+    for record in tf.data.TFRecordDataset(
+        files, compression_type=compression_type).as_numpy_iterator():
+      count += 1
+      total = (total + record_digest(record)) % _DIGEST_MODULUS
+  return [count, f'{total:064x}']
 
 
 def transform_graph_fingerprint(transform_output_dir: Optional[str]) -> str:
@@ -79,10 +94,12 @@ def transform_graph_fingerprint(transform_output_dir: Optional[str]) -> str:
 
 
 def inputs_fingerprint(train_files: Sequence[str], eval_files: Sequence[str],
-                       transform_output_dir: Optional[str]) -> str:
-  """One digest of the Trainer's example files and transform graph."""
-  inputs = {'train': examples_fingerprint(train_files),
-            'eval': examples_fingerprint(eval_files),
+                       transform_output_dir: Optional[str],
+                       compression_type: str = DEFAULT_COMPRESSION_TYPE
+                       ) -> str:
+  """One digest of the Trainer's examples and transform graph."""
+  inputs = {'train': examples_fingerprint(train_files, compression_type),
+            'eval': examples_fingerprint(eval_files, compression_type),
             'transform_graph': transform_graph_fingerprint(
                 transform_output_dir)}
   return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
@@ -115,10 +132,24 @@ def checkpoint_dir_of(fn_args: Any, params: cfg.ExperimentConfig) -> str:
   if not key:
     transform_output_dir = (getattr(fn_args, 'transform_output', None) or
                             getattr(fn_args, 'transform_graph_path', None))
-    inputs = inputs_fingerprint(fn_args.train_files, fn_args.eval_files,
-                                transform_output_dir)
+    inputs = inputs_fingerprint(
+        fn_args.train_files, fn_args.eval_files, transform_output_dir,
+        params.task.train_data.compression_type)
     key = f'{experiment}-{run_key(params, inputs)}'
   return os.path.join(base, key)
+
+
+def checkpoint_step(checkpoint_path: str) -> int:
+  """The global step of a TFMG checkpoint (`.../ckpt-<step>`)."""
+  return int(checkpoint_path.rsplit('-', 1)[-1])
+
+
+def report_resumption(checkpoint_path: str) -> None:
+  """Tells the person running the pipeline that training resumes (a
+  progress line: on the terminal of `maskformer-tfx run`)."""
+  std_logging.getLogger(progress.LOGGER_NAME).info(
+      'resuming from step %d (checkpoint %s)',
+      checkpoint_step(checkpoint_path), checkpoint_path)
 
 
 def _last_write(directory: str) -> float:

@@ -299,6 +299,7 @@ def run_fn(fn_args: Any) -> None:
   if resumed_from:
     logging.info('Continuing the training run of %s (up to step %d).',
                  resumed_from, params.trainer.train_steps)
+    run_checkpoints.report_resumption(resumed_from)
   else:
     logging.info('Training from step 0 (no checkpoint of this config and '
                  'these inputs in %s).', model_dir)

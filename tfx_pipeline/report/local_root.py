@@ -11,7 +11,6 @@ data gate).
 
 import logging
 import os
-import re
 from typing import Optional
 
 from tfx_pipeline.report import mlmd_run
@@ -27,8 +26,8 @@ REPORT_FILE = 'report.html'
 
 def default_output_path(pipeline_root: str, run_id: str) -> str:
   """PIPELINE_ROOT/reports/run-<run id with only [A-Za-z0-9._-]>.html."""
-  safe = re.sub(r'[^A-Za-z0-9._-]', '-', run_id)
-  return os.path.join(pipeline_root, REPORTS_DIR, f'run-{safe}.html')
+  return os.path.join(pipeline_root, REPORTS_DIR,
+                      f'run-{mlmd_run.file_safe(run_id)}.html')
 
 
 def write_report(pipeline_root: str, run_id: Optional[str] = None,
@@ -65,16 +64,22 @@ def report_artifact_page(run: run_record.PipelineRun) -> Optional[str]:
   return None
 
 
-def report_after_run(pipeline_root: str) -> str:
-  """The page of the latest run: its ReviewReport artifact's, else written
+def report_after_run(pipeline_root: str, run_id: str) -> str:
+  """The page of run `run_id`: its ReviewReport artifact's, else written
   now (`write_report`); returns the line to show the user.
 
   For the end of `maskformer-tfx run`, whether the run succeeded or not:
   never raises (a failure is logged and named in the line).
   """
+  pipeline_root = os.path.abspath(pipeline_root)
+  metadata = os.path.join(pipeline_root, mlmd_run.METADATA_FILE)
   try:
-    path = report_artifact_page(mlmd_run.load_run(
-        os.path.abspath(pipeline_root))) or write_report(pipeline_root)
+    if (not os.path.isfile(metadata) or
+        run_id not in dict(mlmd_run.list_runs(pipeline_root))):
+      return ('Review report: none (the run stopped before its first '
+              'component).')
+    path = (report_artifact_page(mlmd_run.load_run(pipeline_root, run_id)) or
+            write_report(pipeline_root, run_id))
   except Exception as error:  # pylint: disable=broad-except
     logging.exception('The review report could not be written.')
     return f'Review report: not written ({type(error).__name__}: {error})'

@@ -10,8 +10,10 @@ artifacts).
 import datetime
 import glob
 import os
+import re
 from typing import Any, Dict, List, Optional, Tuple
 
+from tfx_pipeline import run_lock
 from tfx_pipeline.report import run_record
 
 METADATA_FILE = 'metadata.sqlite'
@@ -19,6 +21,17 @@ LOGS_DIR = 'logs'
 PIPELINE_RUN_CONTEXT = 'pipeline_run'
 PIPELINE_CONTEXT = 'pipeline'
 NODE_CONTEXT = 'node'
+RUNNING = 'RUNNING'
+
+
+def file_safe(run_id: str) -> str:
+  """`run_id` with only [A-Za-z0-9._-] (for file names)."""
+  return re.sub(r'[^A-Za-z0-9._-]', '-', run_id)
+
+
+def log_path(pipeline_root: str, run_id: str) -> str:
+  """PIPELINE_ROOT/logs/run-<run id>.log: the CLI's log of one run."""
+  return os.path.join(pipeline_root, LOGS_DIR, f'run-{file_safe(run_id)}.log')
 
 
 def _metadata_store(metadata_path: str) -> Any:
@@ -121,6 +134,13 @@ def load_run(pipeline_root: str, run_id: Optional[str] = None) -> run_record.Pip
       side.setdefault(key, []).append(records[event.artifact_id])
     nodes[node_id] = node  # A retried node: its latest execution counts.
 
+  live = run_lock.holder(pipeline_root)
+  if live is None or live.run_id != context.name:
+    # The run is over: what ML Metadata still has running, its process left
+    # unfinished when it died.
+    for node in nodes.values():
+      if node.state == RUNNING:
+        node.state = run_record.INTERRUPTED
   metadata_path = os.path.join(pipeline_root, METADATA_FILE)
   return run_record.PipelineRun(
       pipeline_root=pipeline_root, pipeline_name=pipeline_name,
@@ -133,15 +153,20 @@ def run_error_message(pipeline_root: str, run_id: str,
                       max_chars: int = 600) -> Optional[str]:
   """The exception that ended a run, from the CLI's log of it, if any.
 
-  `maskformer-tfx run/validate` log to PIPELINE_ROOT/logs/run-*.log; the log
-  of a run mentions its run id. Returns the last traceback's final line.
+  `maskformer-tfx run/validate` log each run to `log_path`; a log of
+  another name is read if it mentions the run id. Returns the last
+  traceback's final line.
   """
   marker = f"pipeline_run_id='{run_id}'"
-  for path in sorted(glob.glob(os.path.join(pipeline_root, LOGS_DIR, '*.log')),
-                     reverse=True):
+  own = log_path(pipeline_root, run_id)
+  others = sorted(glob.glob(os.path.join(pipeline_root, LOGS_DIR, '*.log')),
+                  reverse=True)
+  for path in [own] + [path for path in others if path != own]:
+    if not os.path.isfile(path):
+      continue
     with open(path, encoding='utf-8', errors='replace') as log:
       text = log.read()
-    if marker not in text:
+    if path != own and marker not in text:
       continue
     tracebacks = text.split('Traceback (most recent call last):\n')
     if len(tracebacks) < 2:

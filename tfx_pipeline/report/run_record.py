@@ -15,6 +15,9 @@ import datetime
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 _DONE_STATES = ('COMPLETE', 'CACHED')
+# The state of an execution that ML Metadata records as RUNNING in a run
+# that is over (`mlmd_run.load_run`): its process died.
+INTERRUPTED = 'INTERRUPTED'
 # The pipeline's nodes in the order tfx_pipeline.pipeline wires them.
 PIPELINE_NODES = ('ImportExampleGen', 'ImportSchemaGen', 'StatisticsGen',
                   'ExampleValidator', 'DataValidationGate', 'Transform',
@@ -103,6 +106,9 @@ class PipelineRun:
     node = self.nodes.get(node_id)
     if node is not None and node.state == 'FAILED':
       return f'{node_id} failed{error}'
+    if node is not None and node.state == INTERRUPTED:
+      return (f'{node_id} was interrupted: the run\'s process ended before '
+              f'{node_id} finished')
     if node is not None and not node.succeeded:
       return f'{node_id} has not finished (state {node.state})'
     failed = self.failed_nodes()
