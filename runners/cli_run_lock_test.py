@@ -24,7 +24,8 @@ def test_a_second_run_on_a_root_stops_at_once_naming_the_first(
     assert str(root) in error
     # The first run keeps the root; the second wrote nothing there.
     assert run_lock.holder(str(root)) == first
-    assert sorted(path.name for path in root.iterdir()) == [run_lock.LOCK_FILE]
+    assert sorted(path.name for path in root.iterdir()) == sorted(
+        [run_lock.FLOCK_FILE, run_lock.LOCK_FILE])
 
 
 def test_runs_started_in_the_same_second_have_their_own_logs(tmp_path):

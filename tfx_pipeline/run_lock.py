@@ -1,9 +1,10 @@
 """One run at a time per local pipeline root.
 
-`maskformer-tfx run` and `validate` hold PIPELINE_ROOT/`LOCK_FILE` while they
-run: an `fcntl.flock` lock, which the kernel drops when the process ends
-however it ends, and in the file the holder's run id, pid, host and start
-time (JSON), so that a refused run can name the run in its way.
+`maskformer-tfx run` and `validate` hold their pipeline root while they run:
+an `fcntl.flock` lock on PIPELINE_ROOT/`FLOCK_FILE`, which the kernel drops
+when the process ends however it ends, and PIPELINE_ROOT/`LOCK_FILE`, the
+holder's run id, pid, host and start time (JSON, written to a temporary file
+and renamed into place), so that a refused run can name the run in its way.
 
 A second run on the root stops at once with `RootLockedError`. A lock file
 left by a process on this host that has ended (its flock is free, its run
@@ -28,6 +29,7 @@ from typing import Callable, Iterator, Optional
 from absl import logging
 
 LOCK_FILE = 'run.lock'
+FLOCK_FILE = '.run.flock'
 
 
 class RootLockedError(RuntimeError):
@@ -81,15 +83,23 @@ def _flock_is_free(path: str) -> bool:
   return True
 
 
+def _write_atomically(path: str, text: str) -> None:
+  temp = f'{path}.tmp-{os.getpid()}'
+  with open(temp, 'w', encoding='utf-8') as f:
+    f.write(text)
+  os.replace(temp, path)
+
+
 def holder(pipeline_root: str) -> Optional[Holder]:
   """The live run that holds `pipeline_root`, or None."""
-  path = os.path.join(pipeline_root, LOCK_FILE)
-  named = _parse(_read(path))
-  if named is None or _flock_is_free(path):
-    # A free flock means no process holds the root, except where flock does
-    # not reach another host: trust the file's word there.
-    if named is None or named.host == socket.gethostname():
-      return None
+  named = _parse(_read(os.path.join(pipeline_root, LOCK_FILE)))
+  if named is None:
+    return None
+  # A free flock means no process holds the root, except where flock does
+  # not reach another host: trust the file's word there.
+  if (named.host == socket.gethostname() and
+      _flock_is_free(os.path.join(pipeline_root, FLOCK_FILE))):
+    return None
   return named
 
 
@@ -104,7 +114,8 @@ def hold(pipeline_root: str, run_id: str,
   """
   os.makedirs(pipeline_root, exist_ok=True)
   path = os.path.join(pipeline_root, LOCK_FILE)
-  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  fd = os.open(os.path.join(pipeline_root, FLOCK_FILE),
+               os.O_RDWR | os.O_CREAT, 0o644)
   try:
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -113,7 +124,7 @@ def hold(pipeline_root: str, run_id: str,
         raise
       raise RootLockedError(_locked_message(pipeline_root,
                                             _parse(_read(path)))) from None
-    previous = _parse(os.pread(fd, 1 << 16, 0).decode('utf-8', 'replace'))
+    previous = _parse(_read(path))
     host = socket.gethostname()
     if previous is not None:
       if previous.host != host:
@@ -123,13 +134,11 @@ def hold(pipeline_root: str, run_id: str,
            f'{pipeline_root}: its process is no longer running.')
     me = Holder(run_id=run_id, pid=os.getpid(), host=host,
                 started=datetime.datetime.now().isoformat(timespec='seconds'))
-    text = json.dumps(dataclasses.asdict(me)).encode()
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, text, 0)
+    _write_atomically(path, json.dumps(dataclasses.asdict(me)))
     try:
       yield me
     finally:
-      os.ftruncate(fd, 0)  # Released: the file names no run.
+      os.remove(path)  # Released: no file names a run.
   finally:
     os.close(fd)  # Drops the flock.
 
