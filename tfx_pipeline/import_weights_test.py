@@ -24,7 +24,7 @@ from trainer_module import registry_imports
 from trainer_module import raw_outputs
 from trainer_module.checkpoints import detectron2_mapping
 from trainer_module.checkpoints import differential
-from trainer_module.checkpoints import detectron2_import_test
+from trainer_module.checkpoints import testing as checkpoints_testing
 
 TOLERANCE = 1e-4
 
@@ -54,7 +54,7 @@ def test_raw_outputs_signature_matches_pytorch(saved_model,
                                                reference_forward_dir):
   forward = np.load(reference_forward_dir / 'forward.npz')
   loaded = saved_model
-  assert {'serving_default', 'serving_image', 'transform_labels',
+  assert {'serving_default', 'serving_examples', 'transform_labels',
           'raw_outputs'} <= set(loaded.signatures)
   outputs = loaded.signatures['raw_outputs'](
       images=tf.constant(forward['image_rgb'][None]))
@@ -73,14 +73,15 @@ def test_raw_outputs_signature_matches_pytorch(saved_model,
                                (0, 3, 1, 2)), forward[f'aux_{i}_pred_masks'])
 
 
-def test_serving_image_signature_runs(saved_model, reference_forward_dir):
+def test_serving_default_signature_runs(saved_model, reference_forward_dir):
   forward = np.load(reference_forward_dir / 'forward.npz')
   buffer = io.BytesIO()
   Image.fromarray(forward['image_rgb']).save(buffer, format='PNG')
-  result = saved_model.signatures['serving_image'](
+  result = saved_model.signatures['serving_default'](
       images=tf.constant([buffer.getvalue()]))
-  assert result['category_mask'].shape == [1, 128, 128]
-  assert result['segment_valid'].shape == [1, 20]
+  png = Image.open(io.BytesIO(result['panoptic_png_bytes'].numpy()[0]))
+  assert png.size == Image.open(buffer).size
+  assert result['segment_id'].shape == [1, 20]
 
 
 def _task_and_model(params):
@@ -177,7 +178,7 @@ def test_backbone_only_import_initialises_the_backbone(reference_forward_dir,
   that `init_checkpoint_modules: backbone` restores."""
   forward = np.load(reference_forward_dir / 'forward.npz')
   pkl = tmp_path / 'R-50.pkl'
-  detectron2_import_test.write_imagenet_pkl(reference_forward_dir, pkl)
+  checkpoints_testing.write_imagenet_pkl(reference_forward_dir, pkl)
   output = tmp_path / 'r50_imagenet'
   assert cli.main([
       'import-weights', '--pkl', str(pkl), '--backbone-only',

@@ -18,6 +18,7 @@ from trainer_module.checkpoints import detectron2_config
 from trainer_module.checkpoints import detectron2_mapping
 from trainer_module.checkpoints import detectron2_pickle
 from trainer_module.checkpoints import differential
+from trainer_module.checkpoints import testing
 from trainer_module.checkpoints.detectron2_pickle import CheckpointError
 
 # Every array of forward.npz the port must reproduce.
@@ -35,11 +36,8 @@ def _num_elements(variables) -> int:
 
 
 @pytest.fixture(scope='module')
-def reference(goldens_dir):
-  directory = goldens_dir / 'reference_forward'
-  if not directory.is_dir():
-    pytest.skip(f'{directory} not found.')
-  return directory
+def reference(reference_forward_dir):
+  return reference_forward_dir
 
 
 @pytest.fixture(scope='module')
@@ -193,29 +191,10 @@ def test_unsupported_config_values_are_named(key, value):
     detectron2_config.settings_from_config(config, 128)
 
 
-def write_imagenet_pkl(reference, path):
-  """A test-only detectron2 torchvision R-50.pkl (backbone keys without
-  prefix, the ImageNet classifier as stem.fc) from the oracle's backbone.
-
-  Returns its tensors.
-  """
-  tensors = detectron2_pickle.load_detectron2_pickle(
-      str(reference / 'weights.pkl'))
-  imagenet = {name[len('backbone.'):]: value
-              for name, value in tensors.items()
-              if name.startswith('backbone.')}
-  imagenet['stem.fc.weight'] = np.zeros([1000, 2048], np.float32)
-  imagenet['stem.fc.bias'] = np.zeros([1000], np.float32)
-  path.write_bytes(pickle.dumps(
-      {'model': imagenet, '__author__': 'torchvision',
-       'matching_heuristics': True}))
-  return imagenet
-
-
 def test_imagenet_backbone_pkl_converts_backbone_only(reference, forward,
                                                       tmp_path):
   path = tmp_path / 'R-50.pkl'
-  imagenet = write_imagenet_pkl(reference, path)
+  imagenet = testing.write_imagenet_pkl(reference, path)
   backbone, ignored = converter.convert_backbone(
       str(path), str(reference / 'config.yaml'), 128)
   assert sorted(ignored) == ['stem.fc.bias', 'stem.fc.weight']
