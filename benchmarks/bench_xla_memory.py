@@ -11,7 +11,8 @@ as the Trainer uses it.
 
 Prints per batch size: XLA's "Total bytes used", the weights + optimizer
 slots (the model's and the optimizer's variables), a TPU-tiling estimate of
-the total (`xla_buffers.tpu_padded_total`) and the compile time; then the
+the total (`xla_buffers.tpu_padded_total`: the `--largest` buffers padded)
+and the compile time; then the
 largest buffers with their HLO names and shapes (CPU and TPU-padded sizes);
 with two or more batch sizes, the least-squares line bytes = fixed + B ·
 per-image of the totals and of the TPU estimates (the figures of
@@ -49,7 +50,8 @@ def _parse_args() -> argparse.Namespace:
   parser.add_argument('--segments', type=int, default=15,
                       help='ground-truth segments per image (>= 3)')
   parser.add_argument('--largest', type=int, default=8,
-                      help='largest buffers to list per batch size')
+                      help='largest buffers to list per batch size and to '
+                      'pad to TPU tiles in the estimate')
   parser.add_argument('--json', default=None,
                       help='also write the results to this JSON file')
   parser.add_argument('--child', type=int, default=None,
@@ -100,7 +102,8 @@ def _compile_step(args: argparse.Namespace, batch: int) -> Dict[str, Any]:
   return {
       'batch': batch, 'S': size, 'compile_s': compile_s,
       'total_bytes': plan.total_bytes,
-      'tpu_padded_total_bytes': xla_buffers.tpu_padded_total(plan),
+      'tpu_padded_total_bytes': xla_buffers.tpu_padded_total(
+          plan, args.largest),
       'parameter_bytes': plan.parameter_bytes(),
       'weights_and_slots_bytes': weights,
       'policy': config.runtime.mixed_precision_dtype or 'float32',

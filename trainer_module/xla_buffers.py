@@ -14,8 +14,8 @@ One `allocation` per buffer of the executable (parameters, constants, the
 output, one preallocated temporary arena whose values share space when they
 are not alive at the same time) and one `value:` line per HLO value placed in
 it. `tpu_padded_bytes` estimates a value's size with TPU tiling (minor
-dimension padded to 128, second-minor to 8); CPU sizes are lower bounds of a
-TPU's.
+dimension padded to 128, second-minor to 8) and `tpu_padded_total` the total
+with the largest values so padded; CPU sizes are lower bounds of a TPU's.
 
 Standard library only (no TensorFlow): used by `benchmarks/bench_xla_memory.py`
 and the criterion's buffer test.
@@ -131,15 +131,15 @@ def tpu_padded_bytes(value: Value) -> int:
   return math.prod(padded) * _BYTES_PER_ELEMENT.get(element_type, 4)
 
 
-def tpu_padded_total(assignment: BufferAssignment) -> int:
-  """Estimate of `total_bytes` with TPU tiling.
+def tpu_padded_total(assignment: BufferAssignment, count: int = 8) -> int:
+  """Estimate of `total_bytes` with TPU tiling of the `count` largest values.
 
-  The total grown by the size-weighted padding ratio of all values (values of
-  the temporary arena share space, so the padding of each value cannot simply
-  be added).
+  The total plus the padding of the largest values in the CPU layout. A
+  TPU compiler chooses its own layouts and tiles every buffer; padding every
+  small value of a CPU layout (e.g. a minor axis of 3 colour channels to
+  128) would overstate it, and values of the temporary arena share space, so
+  this stays an estimate.
   """
-  actual = sum(value.size for value in assignment.values)
-  if not actual:
-    return assignment.total_bytes
-  padded = sum(tpu_padded_bytes(value) for value in assignment.values)
-  return round(assignment.total_bytes * padded / actual)
+  return assignment.total_bytes + sum(
+      tpu_padded_bytes(value) - value.size
+      for value in assignment.largest(count))

@@ -139,7 +139,12 @@ def chunked_mask_loss_sums(logits: tf.Tensor, gt_masks: tf.Tensor,
 
   Returns:
     Two float32 scalars; differentiable with respect to `logits` only.
+
+  Raises:
+    ValueError: if `chunk` < 1.
   """
+  if chunk < 1:
+    raise ValueError(f'The slot chunk must be at least 1, got {chunk}.')
   batch, height, width, num_slots = logits.shape.as_list()
   # Slots before pixels (see `mask_losses_per_pair`): [B, N, h, w].
   logits = tf.transpose(logits, [0, 3, 1, 2])

@@ -75,6 +75,12 @@ def test_chunks_give_the_dynamic_losses_and_gradients(slot_chunk: int,
   np.testing.assert_allclose(grad, expected_grad, rtol=1e-4, atol=1e-7)
 
 
+def test_chunk_must_be_positive() -> None:
+  with pytest.raises(ValueError, match="at least 1, got 0"):
+    losses_fn(**_inputs(seed=0, slot_map=True), no_object_weight=0.1,
+              static_shapes=True, slot_chunk=0)
+
+
 def test_chunks_run_eagerly() -> None:
   inputs = _inputs(seed=1, slot_map=True)
   expected, expected_grad = _losses_and_gradient(inputs, static_shapes=False)
