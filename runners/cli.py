@@ -33,6 +33,7 @@ with tf_startup.startup_lines_filtered():
   from tfx_pipeline import evaluate_coco  # pylint: disable=g-import-not-at-top
   from tfx_pipeline import predict  # pylint: disable=g-import-not-at-top
   from tfx_pipeline import report  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline import spans  # pylint: disable=g-import-not-at-top
 
 DEFAULT_OUTPUTS = pathlib.Path('outputs')
 DEFAULT_PIPELINE_ROOT = DEFAULT_OUTPUTS / 'pipeline'
@@ -75,6 +76,10 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
                       help="File pattern of the train split under --data (default 'train-*').")
   parser.add_argument('--eval-pattern', default='val-*',
                       help="File pattern of the eval split under --data (default 'val-*').")
+  parser.add_argument('--span', type=int, default=None, metavar='N',
+                      help='With split patterns naming the span ({SPAN}, '
+                      "e.g. --train-pattern 'span-{SPAN}/train-*'), read "
+                      'span N (default: the latest span of both splits).')
   parser.add_argument('--beam-arg', action='append', default=None,
                       dest='beam_args', metavar='ARG',
                       help='Beam pipeline argument, repeatable (default: '
@@ -208,7 +213,8 @@ def _one_paragraph(error: BaseException) -> str:
 
 
 def _pipeline_config(args: argparse.Namespace, data_root: str,
-                     pipeline_root: str) -> pipeline_config.PipelineConfig:
+                     pipeline_root: str, span: Optional[int] = None
+                     ) -> pipeline_config.PipelineConfig:
   overrides = {
       key: getattr(args, key, None) for key in (
           'experiment', 'train_steps', 'eval_steps',
@@ -229,6 +235,7 @@ def _pipeline_config(args: argparse.Namespace, data_root: str,
       data_root=data_root,
       train_pattern=args.train_pattern,
       eval_pattern=args.eval_pattern,
+      span=span,
       enable_cache=args.enable_cache,
       data_validation_only=args.data_validation_only,
       **{key: value for key, value in overrides.items() if value is not None})
@@ -264,6 +271,14 @@ def _run_holding_root(args: argparse.Namespace, pipeline_root: str,
     print(f'Pipeline root: {pipeline_root}')
     print(f'Run:           {run_id}')
     print(f'Data:          {data_root}')
+    # The span is found before anything starts (a pattern matching no span
+    # stops here, named) and pinned, so that the input check reads the files
+    # ImportExampleGen reads.
+    span, patterns = spans.resolve(data_root, args.train_pattern,
+                                   args.eval_pattern, args.span)
+    if span is not None:
+      print(f'Span:          {span} '
+            f'({"--span" if args.span is not None else "the latest"})')
     print(f'Log:           {log_path}')
     with run_output.logs_to_file(log_path) as progress:
       # A damaged or unwritable ML Metadata store, like a damaged input
@@ -274,20 +289,26 @@ def _run_holding_root(args: argparse.Namespace, pipeline_root: str,
       if not args.skip_input_check:
         # The input check's error is logged; one paragraph is printed.
         from tfx_pipeline import input_files  # pylint: disable=g-import-not-at-top
-        input_files.check_split_files(
-            data_root, (args.train_pattern, args.eval_pattern))
+        input_files.check_split_files(data_root, patterns)
       try:
-        config = _pipeline_config(args, data_root, pipeline_root)
+        config = _pipeline_config(args, data_root, pipeline_root, span)
         from runners import local_runner  # pylint: disable=g-import-not-at-top
         from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
         local_runner.run(config, run_id)
-        summary = run_summary.describe_evaluation(
-            progress.outputs, local_runner.metadata_store(config))
+        store = local_runner.metadata_store(config)
+        summary = (run_summary.describe_span(progress.outputs, store)
+                   if span is not None else []) + (
+                       run_summary.describe_evaluation(progress.outputs,
+                                                       store))
       except Exception:
         logging.exception('The pipeline run failed.')
         raise
       finally:
         report_line = report.report_after_run(pipeline_root, run_id)
+  except spans.SpanError as error:
+    # Found before any component or log: nothing ran.
+    print(f'maskformer-tfx {args.command} stopped: {error}', file=sys.stderr)
+    return 1
   except Exception as error:  # pylint: disable=broad-except
     print(f'\nThe pipeline run failed: {_one_paragraph(error)}\n'
           f'Full log: {log_path}', file=sys.stderr)

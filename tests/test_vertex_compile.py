@@ -396,6 +396,7 @@ def test_submit_creates_a_pipeline_job_with_the_compiled_file(
     ({'--pq-lower-bound': '46.5'}, '--pq-lower-bound'),
     ({'--init-checkpoint': '/weights/r50'}, '--init-checkpoint'),
     ({'--beam-arg': '--setup_file=./setup.py'}, 'path of this machine'),
+    ({'--span': '2'}, '--span 2 selects one span of split patterns with'),
 ])
 def test_wrong_settings_fail_before_compiling_or_submitting(
     changes, message, tmp_path, monkeypatch, capsys):
@@ -409,6 +410,32 @@ def test_wrong_settings_fail_before_compiling_or_submitting(
   assert 'Invalid Vertex settings' in error
   assert message in error
   assert not output.exists()
+
+
+def test_span_patterns_and_span_n_reach_import_example_gen(tmp_path, capsys):
+  from google.protobuf import json_format
+  from kfp.pipeline_spec import pipeline_spec_pb2
+  from tfx.proto import example_gen_pb2
+  from tfx.proto import range_config_pb2
+  output = tmp_path / 'pipeline.json'
+  args = _parse(_cli_args(**{
+      '--output': str(output), '--train-pattern': 'span-{SPAN}/train-*',
+      '--eval-pattern': 'span-{SPAN}/val-*', '--span': '3'}))
+  assert vertex_runner.run_compile_vertex(args) == 0, capsys.readouterr().err
+  job = json_format.Parse(output.read_text(encoding='utf-8'),
+                          pipeline_spec_pb2.PipelineJob())
+  spec = json_format.ParseDict(json_format.MessageToDict(job.pipeline_spec),
+                               pipeline_spec_pb2.PipelineSpec())
+  parameters = _task_parameters(spec, 'ImportExampleGen')
+  # ImportExampleGen's driver on Vertex finds the span's files at run time.
+  input_config = json_format.Parse(parameters['input_config'],
+                                   example_gen_pb2.Input())
+  assert [(split.name, split.pattern) for split in input_config.splits] == [
+      ('train', 'span-{SPAN}/train-*'), ('eval', 'span-{SPAN}/val-*')]
+  static_range = json_format.Parse(parameters['range_config'],
+                                   range_config_pb2.RangeConfig()).static_range
+  assert (static_range.start_span_number, static_range.end_span_number) == (
+      3, 3)
 
 
 def test_unknown_experiment_fails_before_compiling(tmp_path, monkeypatch,

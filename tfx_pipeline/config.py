@@ -35,6 +35,8 @@ class PipelineConfig:
     pipeline_name: the TFX pipeline name (ML Metadata context).
     train_pattern: glob under data_root for the train split.
     eval_pattern: glob under data_root for the eval split.
+    span: with patterns naming the span ({SPAN}), the one span to read
+      (ImportExampleGen's static range); None: the latest span.
     experiment: name of the TFMG experiment the Trainer runs.
     params_override: YAML/JSON string overriding the experiment's params.
     train_steps: Trainer steps (None: the experiment's own).
@@ -70,6 +72,7 @@ class PipelineConfig:
   pipeline_name: str = DEFAULT_PIPELINE_NAME
   train_pattern: str = 'train-*'
   eval_pattern: str = 'val-*'
+  span: Optional[int] = None
   experiment: str = DEFAULT_EXPERIMENT
   params_override: str = ''
   train_steps: Optional[int] = None
@@ -91,6 +94,8 @@ class PipelineConfig:
   vertex_training: Optional[Dict[str, Any]] = None
 
   def __post_init__(self):
+    from tfx_pipeline import spans  # pylint: disable=g-import-not-at-top
+    spans.check_patterns(self.train_pattern, self.eval_pattern, self.span)
     if self.output_size is None or self.num_segment_slots is None:
       output_size, num_segment_slots = experiment_transform_sizes(
           self.experiment, self.params_override)

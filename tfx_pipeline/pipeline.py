@@ -5,12 +5,12 @@ from typing import List, Optional
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.components.base.base_node import BaseNode
-from tfx.proto import example_gen_pb2
 
 from schemas import RAW_SCHEMA_FILE, schema_path
 from tfx_pipeline import data_validation
 from tfx_pipeline import evaluation
 from tfx_pipeline import pusher as pusher_lib
+from tfx_pipeline import spans
 from tfx_pipeline.config import PipelineConfig
 from tfx_pipeline.report import component as report_component
 
@@ -19,10 +19,9 @@ def create_components(config: PipelineConfig) -> List[BaseNode]:
   """The pipeline's components, in dependency order."""
   example_gen = tfx.components.ImportExampleGen(
       input_base=config.data_root,
-      input_config=example_gen_pb2.Input(splits=[
-          example_gen_pb2.Input.Split(name='train', pattern=config.train_pattern),
-          example_gen_pb2.Input.Split(name='eval', pattern=config.eval_pattern),
-      ]))
+      input_config=spans.input_config(config.train_pattern,
+                                      config.eval_pattern),
+      range_config=spans.range_config(config.span))
   schema_gen = tfx.components.ImportSchemaGen(
       schema_file=config.schema_file or schema_path(RAW_SCHEMA_FILE))
   statistics_gen = tfx.components.StatisticsGen(

@@ -46,6 +46,23 @@ def _custom_properties(store: metadata_store.MetadataStore,
           for name, value in stored[-1].custom_properties.items()}
 
 
+def describe_span(outputs: Dict[str, Dict[str, List[Artifact]]],
+                  store: metadata_store.MetadataStore) -> List[str]:
+  """The span of the run's examples as ML Metadata records it on
+  ImportExampleGen's Examples artifact; [] without one."""
+  examples = _first(outputs, 'ImportExampleGen', 'examples')
+  stored = store.get_artifacts_by_uri(examples.uri) if examples else []
+  if not stored:
+    return []
+  # A property of the Examples type; IR-based runners record it as a
+  # custom property.
+  for properties in (stored[-1].custom_properties, stored[-1].properties):
+    if 'span' in properties:
+      return [f"Span: {properties['span'].int_value} (ML Metadata, Examples "
+              f'artifact {stored[-1].id}: {examples.uri})']
+  return []
+
+
 def describe_evaluation(outputs: Dict[str, Dict[str, List[Artifact]]],
                         store: metadata_store.MetadataStore) -> List[str]:
   """Lines about PQ, the blessing and the push; [] when no Evaluator ran."""

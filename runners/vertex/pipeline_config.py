@@ -17,6 +17,7 @@ def to_pipeline_config(settings: VertexSettings) -> config_lib.PipelineConfig:
       pipeline_name=settings.pipeline_name,
       train_pattern=settings.train_pattern,
       eval_pattern=settings.eval_pattern,
+      span=settings.span,
       experiment=settings.experiment,
       params_override=json.dumps(worker_pool.trainer_params_override(settings),
                                  sort_keys=True),

@@ -77,6 +77,10 @@ class VertexSettings:
                                 'File pattern of the train split under --data.')
   eval_pattern: str = _setting('val-*',
                                'File pattern of the eval split under --data.')
+  span: Optional[int] = _setting(
+      None, 'With split patterns naming the span ({SPAN}, e.g. '
+      "'span-{SPAN}/train-*'), the one span to read (default: the latest "
+      'span, found when the pipeline runs).')
   materialize: bool = _setting(
       False, 'Whether Transform writes transformed examples (off at COCO '
       'scale: the Trainer applies the transform graph on the fly).')

@@ -18,6 +18,7 @@ from runners.vertex.settings import flag_name
 from runners.vertex.settings import read_settings
 from runners.vertex.settings import setting_fields
 from tfx_pipeline import config as pipeline_config
+from tfx_pipeline import spans
 
 MIXED_PRECISION_DTYPES = ('bfloat16', 'float16', 'float32')
 
@@ -167,6 +168,11 @@ def validate(settings: VertexSettings) -> None:
                                         getattr(settings, name))
     except ValueError as error:
       problems.append(str(error))
+  try:
+    spans.check_patterns(settings.train_pattern, settings.eval_pattern,
+                         settings.span)
+  except spans.SpanError as error:
+    problems.append(str(error))
   for arg in settings.extra_beam_args:
     name, _, value = arg.partition('=')
     if not name.startswith('--'):

@@ -246,8 +246,21 @@ def _anomalies_html(run: run_record.PipelineRun) -> str:
   return ''.join(parts)
 
 
+def _span_html(run: run_record.PipelineRun) -> str:
+  examples = run.output('ImportExampleGen', 'examples')
+  span = examples.properties.get('span')
+  if span is None:
+    raise run_record.Unavailable(
+        f'the Examples artifact {examples.uri} records no span')
+  return (f'<p>Span <b>{h.e(span)}</b>: the <code>span</code> property of '
+          f'ImportExampleGen\'s Examples artifact <code>{h.e(examples.uri)}'
+          '</code> in ML Metadata (TFX records span 0 for split patterns '
+          'without <code>{SPAN}</code>).</p>')
+
+
 def data_section(run: run_record.PipelineRun) -> str:
   return '\n'.join([
+      h.subsection('Span of the data', lambda: _span_html(run)),
       h.subsection('Statistics: train and eval', lambda: _statistics_html(run)),
       h.subsection('Schema in use', lambda: _schema_html(run)),
       h.subsection('Anomalies', lambda: _anomalies_html(run)),
