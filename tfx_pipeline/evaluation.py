@@ -1,8 +1,9 @@
 """TFMA evaluation of exported MaskFormer models: panoptic quality and the gate.
 
 The Evaluator feeds raw eval examples to the exported model's
-`serving_default` signature (predictions: `category_mask`, `instance_mask`)
-and gets the labels from its `transform_labels` signature (the transformed
+`serving_examples` signature, named in the ModelSpec (predictions:
+`category_mask`, `instance_mask`; `serving_default` takes images), and gets
+the labels from its `transform_labels` signature (the transformed
 `category_mask`, `instance_mask`), so no transformed images are held for the
 eval set. `PanopticQuality` (tfx_pipeline.metrics) accumulates per-class
 sums only.
@@ -43,7 +44,7 @@ def eval_config(pq_lower_bound: float,
               # What TFMA would detect, stated: undeclared, it first tries
               # to load the SavedModel as a Keras model (seconds per model).
               model_type=tfma.TF_GENERIC,
-              signature_name=export.SERVING_DEFAULT,
+              signature_name=export.SERVING_EXAMPLES,
               preprocessing_function_names=[export.TRANSFORM_LABELS],
               label_keys=mask_keys,
               prediction_keys=mask_keys,

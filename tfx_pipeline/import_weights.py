@@ -100,7 +100,7 @@ def import_weights(pkl: str, config: Optional[str], image_size: int,
           f'  TF checkpoint  {prefix} (--init-checkpoint {output})\n'
           f'  experiment     {output}/params.yaml\n'
           f'  SavedModel     {output}/{writer.SAVED_MODEL_DIR} (serving_default, '
-          'serving_image, transform_labels, raw_outputs)')
+          'serving_examples, transform_labels, raw_outputs)')
 
 
 def diff_test(pkl: str, config: Optional[str], forward: str,
@@ -160,7 +160,7 @@ def add_import_weights_parser(subparsers: Any) -> None:
           'converts every tensor, refusing any checkpoint tensor left unused '
           'or model variable left unset. Writes OUTPUT/ckpt-1 (use '
           '--init-checkpoint OUTPUT), OUTPUT/params.yaml and '
-          'OUTPUT/saved_model (serving_default, serving_image, '
+          'OUTPUT/saved_model (serving_default, serving_examples, '
           'transform_labels, raw_outputs).'))
   parser.add_argument('--pkl', required=True,
                       help='detectron2 checkpoint (.pkl of numpy arrays).')

@@ -1,9 +1,9 @@
 """`maskformer-tfx predict`: panoptic predictions in the COCO panoptic format.
 
-Runs an exported MaskFormer SavedModel (`trainer_module.export`) on a
-directory of images (signature `serving_image`) or on TFRecord files of TF
-Model Garden COCO panoptic tf.Examples (signature `serving_default`) and
-writes, under OUTPUT:
+Runs an exported MaskFormer SavedModel (`trainer_module.export`, signature
+`serving_default`, the one a deployed model answers with) on a directory of
+images or on the images of TFRecord files of TF Model Garden COCO panoptic
+tf.Examples and writes, under OUTPUT:
 
 * `predictions.json`: COCO panoptic results, `annotations` = [{image_id,
   file_name, segments_info: [{id, category_id, score, isthing}]}] (and the
@@ -145,7 +145,7 @@ def predict_images(model: Any, items: Iterable[InputImage],
                    progress: Optional[Callable[[int], None]] = None) -> None:
   """Runs a loaded SavedModel on `items` in batches; adds each to `writer`.
 
-  Records go through `serving_default`, image files through `serving_image`;
+  The images of records and image files go through `serving_default`;
   `progress(images done)` is called after each batch. An image that cannot
   be read, is no decodable JPEG/PNG, or that the model's decoder refuses is
   skipped (`writer.skip`, with the reason); the others are predicted.
@@ -182,18 +182,14 @@ def predict_images(model: Any, items: Iterable[InputImage],
 
 
 def _run_model(model: Any, batch: List[InputImage]) -> Dict[str, Any]:
-  """The serving outputs (numpy) of one batch of records or images."""
+  """The `serving_default` outputs (numpy) of one batch of images."""
   # pylint: disable=g-import-not-at-top
   import tensorflow as tf
+  from trainer_module.export import IMAGES_INPUT
   from trainer_module.export import SERVING_DEFAULT
-  from trainer_module.export import SERVING_IMAGE
   # pylint: enable=g-import-not-at-top
-  if batch[0].serialized_example is not None:
-    outputs = model.signatures[SERVING_DEFAULT](
-        examples=tf.constant([item.serialized_example for item in batch]))
-  else:
-    outputs = model.signatures[SERVING_IMAGE](
-        images=tf.constant([item.encoded for item in batch]))
+  outputs = model.signatures[SERVING_DEFAULT](
+      **{IMAGES_INPUT: tf.constant([item.encoded for item in batch])})
   return {key: value.numpy() for key, value in outputs.items()}
 
 

@@ -16,6 +16,7 @@ import tensorflow as tf
 from tfx_pipeline import predict
 from tfx_pipeline import prediction_output
 from schemas.coco_panoptic_png import decode_segment_ids
+from trainer_module.ops import coco_panoptic_output
 
 # Real sample: 427×640 and 360×640 images.
 REAL_IMAGE_IDS = {142238: (427, 640), 439180: (360, 640)}
@@ -35,6 +36,14 @@ def _pad(values: np.ndarray, size: int) -> np.ndarray:
   padded = np.zeros((size, size) + values.shape[2:], values.dtype)
   padded[:values.shape[0], :values.shape[1]] = values
   return padded
+
+
+def _served(outputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+  """One image's panoptic inference outputs at S as `serving_default`
+  answers them (COCO panoptic PNG and segments at the original size)."""
+  batched = {key: tf.constant(value[None]) for key, value in outputs.items()}
+  served = coco_panoptic_output.coco_panoptic_outputs(batched, 201)
+  return {key: value.numpy()[0] for key, value in served.items()}
 
 
 def _check_files_agree(summary: prediction_output.PredictionSummary,
@@ -95,7 +104,8 @@ def test_ground_truth_written_as_predictions_has_pq_one(coco_sample_dir,
     stem = pathlib.Path(annotation['file_name']).stem
     image_file = coco_sample_dir / 'input_images' / f'{stem}.jpg'
     writer.add(prediction_output.InputImage(name=stem, image_id=int(stem),
-                                  encoded=image_file.read_bytes()), outputs)
+                                  encoded=image_file.read_bytes()),
+               _served(outputs))
   summary = writer.finish()
   annotations = _check_files_agree(summary, REAL_IMAGE_IDS)
   assert sum(len(a['segments_info']) for a in annotations) == sum(
@@ -134,7 +144,8 @@ def test_segments_that_vanish_at_the_original_size_are_dropped(tmp_path):
   image = rng.integers(0, 256, original + (3,), dtype=np.uint8)
   writer = prediction_output.PredictionWriter(tmp_path)
   writer.add(prediction_output.InputImage(name='7', image_id=7,
-                                encoded=_encoded_png(image)), outputs)
+                                encoded=_encoded_png(image)),
+             _served(outputs))
   annotations = _check_files_agree(writer.finish(), {7: original})
 
   # Independent reference: TF's nearest resize (pixel centres).
@@ -171,7 +182,7 @@ def test_predictions_of_a_trained_model_pass_the_coco_panoptic_evaluator(
   image_dir = tmp_path / 'images'
   images_annotations = json.loads(
       (image_dir / prediction_output.PREDICTIONS_JSON).read_text())['annotations']
-  # serving_default (records) and serving_image (files) agree.
+  # The images of records and of files give the same results.
   for from_record in records_annotations:
     from_image = next(a for a in images_annotations
                       if a['image_id'] == from_record['image_id'])

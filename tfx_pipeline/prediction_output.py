@@ -21,7 +21,7 @@ from PIL import Image
 from PIL import UnidentifiedImageError
 
 from schemas import load_categories
-from schemas.coco_panoptic_png import encode_segment_ids
+from schemas.coco_panoptic_png import decode_segment_ids
 from tfx_pipeline import segment_images
 
 PREDICTIONS_JSON = 'predictions.json'
@@ -139,34 +139,18 @@ def report_skipped(skipped: Sequence[Tuple[str, str]]) -> int:
   return EXIT_SKIPPED
 
 
-def segment_id_map(outputs: Mapping[str, np.ndarray]
-                  ) -> Tuple[np.ndarray, List[Dict[str, Any]]]:
-  """Segment ids [S, S] and segment infos of one image's serving outputs.
-
-  The segment opened by query q gets id q + 1: a thing segment owns the
-  pixels with instance q + 1, a stuff segment those of its category with
-  instance 0 (stuff queries of one class are merged into the first one).
-
-  Args:
-    outputs: One image's `category_mask`, `instance_mask` [S, S] and
-      `segment_category`, `segment_score`, `segment_is_thing`,
-      `segment_valid` [Q] (numpy).
-  """
-  category = np.asarray(outputs['category_mask'])
-  instance = np.asarray(outputs['instance_mask'])
-  ids = np.zeros(category.shape, np.uint32)
-  infos = []
-  for query in np.flatnonzero(outputs['segment_valid']):
-    category_id = int(outputs['segment_category'][query])
-    is_thing = bool(outputs['segment_is_thing'][query])
-    if is_thing:
-      pixels = instance == query + 1
-    else:
-      pixels = (category == category_id) & (instance == 0)
-    ids[pixels] = query + 1
-    infos.append({'id': int(query) + 1, 'category_id': category_id,
-                  'score': round(float(outputs['segment_score'][query]), 5),
-                  'isthing': int(is_thing)})
+def segments_of(outputs: Mapping[str, Any]
+                ) -> Tuple[np.ndarray, List[Dict[str, Any]]]:
+  """Segment ids [H, W] and segment infos of one image's `serving_default`
+  outputs (`trainer_module.ops.coco_panoptic_output`: the COCO panoptic PNG
+  at the original size and its segments, -1 padded)."""
+  with Image.open(io.BytesIO(outputs['panoptic_png_bytes'])) as png:
+    ids = decode_segment_ids(np.asarray(png.convert('RGB')))
+  infos = [{'id': int(outputs['segment_id'][index]),
+            'category_id': int(outputs['segment_category_id'][index]),
+            'score': round(float(outputs['segment_score'][index]), 5),
+            'isthing': int(outputs['segment_isthing'][index])}
+           for index in range(int(outputs['num_segments']))]
   return ids, infos
 
 
@@ -205,16 +189,12 @@ class PredictionWriter:
     self.skipped.append((image, reason))
 
   def add(self, item: InputImage, outputs: Mapping[str, np.ndarray]) -> None:
-    """Writes one image's PNG and overlay from its serving outputs (numpy,
-    without the batch axis)."""
-    ids, infos = segment_id_map(outputs)
-    ids = segment_images.to_original_size(ids, outputs['pixel_valid'],
-                                          outputs['original_size'])
-    present = set(np.unique(ids).tolist())
-    infos = [info for info in infos if info['id'] in present]
+    """Writes one image's PNG and overlay from its `serving_default` outputs
+    (numpy, without the batch axis)."""
+    ids, infos = segments_of(outputs)
     file_name = f'{item.name}.png'
-    Image.fromarray(encode_segment_ids(ids)).save(
-        self.predictions_dir / file_name)
+    (self.predictions_dir / file_name).write_bytes(
+        outputs['panoptic_png_bytes'])
     image = np.asarray(Image.open(io.BytesIO(item.encoded)).convert('RGB'))
     Image.fromarray(overlay_image(image, ids, infos, self._colours)).save(
         self.overlays_dir / file_name)

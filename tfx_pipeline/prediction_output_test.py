@@ -82,13 +82,13 @@ def test_json_is_written_by_rename(tmp_path, monkeypatch):
 
 
 class _RefusesMarkedImages:
-  """A serving_image stand-in: its decoder refuses the bytes b'MARK...'
+  """A serving_default stand-in: its decoder refuses the bytes b'MARK...'
   (after they passed the PIL check), as TF's refuses some files PIL reads."""
 
   def __init__(self, size=4, queries=2):
     self.size, self.queries = size, queries
     self.calls = []
-    self.signatures = {'serving_image': self._serve}
+    self.signatures = {'serving_default': self._serve}
 
   def _serve(self, images):
     encoded = [bytes(value) for value in images.numpy()]
@@ -97,15 +97,16 @@ class _RefusesMarkedImages:
       raise tf.errors.InvalidArgumentError(None, None, 'Invalid JPEG data\n'
                                            'stack trace line')
     batch, size, queries = len(encoded), self.size, self.queries
+    png = tf.io.encode_png(tf.pad(tf.ones([size, size, 1], tf.uint8),
+                                  [[0, 0], [0, 0], [0, 2]]))  # id 1
+    segment = tf.constant([[1] + [-1] * (queries - 1)] * batch, tf.int32)
     return {
-        'category_mask': tf.ones([batch, size, size], tf.int32),
-        'instance_mask': tf.ones([batch, size, size], tf.int32),
-        'pixel_valid': tf.ones([batch, size, size], tf.int32),
-        'original_size': tf.fill([batch, 2], size),
-        'segment_category': tf.ones([batch, queries], tf.int32),
-        'segment_score': tf.fill([batch, queries], 0.5),
-        'segment_is_thing': tf.ones([batch, queries], tf.bool),
-        'segment_valid': tf.constant([[True, False]] * batch),
+        'panoptic_png_bytes': tf.fill([batch], png),
+        'segment_id': segment,
+        'segment_category_id': segment,
+        'segment_isthing': segment,
+        'segment_score': tf.cast(segment, tf.float32) / 2,
+        'num_segments': tf.ones([batch], tf.int32),
     }
 
 

@@ -1,15 +1,12 @@
-"""Panoptic model outputs as images: the one implementation of
-
-* "model output map -> original image size": crop the S × S map to the
-  image's valid (top-left, unpadded) region and resize it with nearest
-  neighbour, sampling pixel centres (`to_original_size`), and
-* the overlay style: each segment in its category's colour (from the
-  category file, `schemas.load_categories`), things of one category shifted
-  in shade per instance, blended over the image, white segment boundaries,
-  void left as the image (`overlay`).
+"""Panoptic segments as images: the one overlay style (each segment in its
+category's colour from the category file, `schemas.load_categories`, things
+of one category shifted in shade per instance, blended over the image, white
+segment boundaries, void left as the image: `overlay`).
 
 `maskformer-tfx predict` (and through it `evaluate-coco`) and the review
-report both use these, so their maps and overlays agree pixel for pixel.
+report both draw the model's `serving_default` answer (the COCO panoptic PNG
+at the original size, `trainer_module.ops.coco_panoptic_output`) with it, so
+their maps and overlays agree pixel for pixel.
 """
 
 from typing import Any, Dict, Mapping, Sequence, Tuple
@@ -22,33 +19,6 @@ OVERLAY_ALPHA = 0.7
 UNKNOWN_COLOUR = (128, 128, 128)
 
 Colours = Mapping[int, Tuple[int, int, int]]
-
-
-def nearest_resize(values: np.ndarray, size: Sequence[int]) -> np.ndarray:
-  """Nearest-neighbour resize sampling pixel centres: output pixel y reads
-  input pixel ⌊(y + ½)·h_in / h_out⌋ (the transform's convention), in
-  float64 so that exact half-way cases do not depend on rounding."""
-  in_height, in_width = values.shape[:2]
-  out_height, out_width = int(size[0]), int(size[1])
-  rows = np.minimum(((np.arange(out_height) + 0.5) * in_height /
-                     out_height).astype(np.int64), in_height - 1)
-  cols = np.minimum(((np.arange(out_width) + 0.5) * in_width /
-                     out_width).astype(np.int64), in_width - 1)
-  return values[rows[:, None], cols[None, :]]
-
-
-def to_original_size(values: np.ndarray, pixel_valid: np.ndarray,
-                     original_size: Sequence[int]) -> np.ndarray:
-  """A model-output map [S, S] cropped to the image's valid region (the
-  rows and columns where `pixel_valid` is set, at the top left) and resized
-  (nearest) to `original_size` (height, width). No valid pixel: all 0."""
-  valid = np.asarray(pixel_valid) > 0
-  height = int(valid.any(axis=1).sum())
-  width = int(valid.any(axis=0).sum())
-  size = (int(original_size[0]), int(original_size[1]))
-  if height == 0 or width == 0:
-    return np.zeros(size, np.asarray(values).dtype)
-  return nearest_resize(np.asarray(values)[:height, :width], size)
 
 
 def category_colours() -> Dict[int, Tuple[int, int, int]]:

@@ -1,8 +1,6 @@
-"""One "model output -> original size" and one overlay style for predict,
-evaluate-coco and the review report."""
+"""One overlay style for predict, evaluate-coco and the review report."""
 
 import numpy as np
-from PIL import Image
 
 from schemas import load_categories
 from tfx_pipeline import prediction_output
@@ -53,45 +51,6 @@ def test_overlay_keeps_void_pixels_and_tints_segments():
   tinted = np.floor(100 * (1 - alpha) + np.array([255, 0, 0]) * alpha)
   np.testing.assert_allclose(blended[:, 3:], np.broadcast_to(tinted, (3, 2, 3)),
                              atol=1)
-
-
-def test_to_original_size_crops_the_padding_and_resizes():
-  rng = np.random.default_rng(0)
-  valid_map = rng.integers(0, 5, (4, 6))
-  mask = np.zeros((8, 8), np.int32)
-  mask[:4, :6] = valid_map
-  mask[4:, :] = 99  # Padding below and right of the image.
-  mask[:, 6:] = 99
-  pixel_valid = np.zeros((8, 8), np.int32)
-  pixel_valid[:4, :6] = 1
-  resized = segment_images.to_original_size(mask, pixel_valid, (12, 18))
-  np.testing.assert_array_equal(resized,
-                                np.repeat(np.repeat(valid_map, 3, 0), 3, 1))
-
-
-def test_half_way_rows_follow_the_pixel_centre_rule_not_pils_rounding():
-  # 2 rows -> 7: output row 3 samples at (3 + 0.5) * 2 / 7 = 1.0 exactly,
-  # i.e. input row 1. PIL's NEAREST (the report's old implementation) took
-  # row 0 there: predict's and the report's maps differed by that row.
-  values = np.array([[10, 10, 10], [20, 20, 20]], np.int32)
-  resized = segment_images.to_original_size(values, np.ones((2, 3)), (7, 3))
-  np.testing.assert_array_equal(resized[:, 0], [10, 10, 10, 20, 20, 20, 20])
-  pil = np.asarray(Image.fromarray(values).resize((3, 7), Image.NEAREST))
-  assert pil[3, 0] == 10  # The row the two old implementations disagreed on.
-  # Each output pixel reads input row floor((y + 0.5) * h_in / h_out).
-  for in_height, out_height in ((2, 7), (5, 13), (64, 100), (100, 64)):
-    column = np.arange(in_height)[:, None]
-    expected = [int(np.floor((y + 0.5) * in_height / out_height))
-                for y in range(out_height)]
-    np.testing.assert_array_equal(
-        segment_images.nearest_resize(column, (out_height, 1))[:, 0],
-        expected)
-
-
-def test_no_valid_pixel_gives_an_all_void_map_of_the_image_size():
-  resized = segment_images.to_original_size(
-      np.full((4, 4), 7, np.int32), np.zeros((4, 4)), (5, 3))
-  np.testing.assert_array_equal(resized, np.zeros((5, 3)))
 
 
 def test_predict_overlays_are_the_report_overlays_of_its_segments():

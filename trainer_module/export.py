@@ -2,10 +2,22 @@
 
 Signatures (B = batch, S = the transform's output size, Q = queries):
 
-* `serving_default(examples)`: serialized raw tf.Examples in the TF Model
+* `serving_default(images)`: encoded JPEG/PNG bytes [B], the one input a
+  TF Serving REST row-format request fills (`{"instances": [{"b64": ...}]}`,
+  as the Vertex AI TensorFlow prediction containers send it) → the COCO
+  panoptic result at each image's original size
+  (`trainer_module.ops.coco_panoptic_output`):
+    panoptic_png_bytes: string [B], the segment ids as a COCO panoptic PNG
+      (id = R + 256·G + 256²·B, 0 = void); TF Serving's JSON answer holds
+      it base64-encoded (the name ends in `_bytes`).
+    segment_id, segment_category_id, segment_isthing: int32 [B, Q] and
+      segment_score: float32 [B, Q]: the segments in the PNG in id order,
+      then -1 padding; num_segments: int32 [B].
+* `serving_examples(examples)`: serialized raw tf.Examples in the TF Model
   Garden COCO panoptic record format (`image/encoded`, `image/source_id`;
   label features are not required) → tf.Transform graph → model → mask
-  logits resized bilinearly to S → panoptic inference. Outputs:
+  logits resized bilinearly to S → panoptic inference, at S (the
+  Evaluator's signature, by name). Outputs:
     category_mask: int32 [B, S, S] original COCO category id, 0 = void.
     instance_mask: int32 [B, S, S] q + 1 on the thing segment of query q.
     segment_category: int32 [B, Q] COCO category of the segment opened by
@@ -17,7 +29,6 @@ Signatures (B = batch, S = the transform's output size, Q = queries):
     source_id: string [B].
   A panoptic segment is the (category, instance) pair of its pixels: a thing
   segment has instance q + 1, a stuff segment instance 0.
-* `serving_image(images)`: encoded JPEG/PNG bytes [B] → the same outputs.
 * `transform_labels(examples)`: serialized labelled raw tf.Examples → the
   transformed `category_mask` and `instance_mask` (int32 [B, S, S]) for
   TFMA, without materializing transformed images for the eval set.
@@ -38,12 +49,13 @@ from official.core import config_definitions as cfg
 from schemas import load_categories
 from trainer_module.dataloaders import maskformer_input
 from trainer_module.modeling import factory
+from trainer_module.ops import coco_panoptic_output
 from trainer_module.ops.panoptic_inference import panoptic_inference
 from transform_module import encoding
 from transform_module import preprocessing
 
 SERVING_DEFAULT = 'serving_default'
-SERVING_IMAGE = 'serving_image'
+SERVING_EXAMPLES = 'serving_examples'
 TRANSFORM_LABELS = 'transform_labels'
 EXAMPLES_INPUT = 'examples'
 IMAGES_INPUT = 'images'
@@ -97,6 +109,7 @@ class PanopticServingModule(tf.Module):
         [], tf.string, default_value='')
     categories = load_categories()
     category_ids = [int(category['id']) for category in categories]
+    num_categories = max(category_ids) + 1
     thing_class_mask = [category['isthing'] == 1 for category in categories]
 
     def panoptic(raw: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
@@ -130,11 +143,12 @@ class PanopticServingModule(tf.Module):
       return panoptic(tf.io.parse_example(examples, image_spec))
 
     def serve_images(images: tf.Tensor) -> Dict[str, tf.Tensor]:
-      """Panoptic predictions of encoded JPEG/PNG images."""
-      return panoptic({
-          preprocessing.IMAGE_KEY: images,
-          preprocessing.SOURCE_ID_KEY: tf.fill(tf.shape(images), ''),
-      })
+      """COCO panoptic results of encoded JPEG/PNG images."""
+      return coco_panoptic_output.coco_panoptic_outputs(
+          panoptic({
+              preprocessing.IMAGE_KEY: images,
+              preprocessing.SOURCE_ID_KEY: tf.fill(tf.shape(images), ''),
+          }), num_categories)
 
     def transform_labels(examples: tf.Tensor) -> Dict[str, tf.Tensor]:
       """Transformed label maps (COCO category / instance ids at S × S)."""
@@ -162,8 +176,8 @@ class PanopticServingModule(tf.Module):
     module's attribute (twice the tracing of the whole model).
     """
     return {
-        SERVING_DEFAULT: self.serve_examples,
-        SERVING_IMAGE: self.serve_images,
+        SERVING_DEFAULT: self.serve_images,
+        SERVING_EXAMPLES: self.serve_examples,
         TRANSFORM_LABELS: self.transform_labels,
     }
 

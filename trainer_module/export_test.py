@@ -14,9 +14,11 @@ import pytest
 import tensorflow as tf
 
 from official.core import exp_factory
+from schemas import load_categories
 from trainer_module import export
 from trainer_module import registry_imports
 from trainer_module.modeling import factory
+from trainer_module.ops import coco_panoptic_output
 from trainer_module.ops.panoptic_inference import panoptic_inference
 # The transformed synthetic sample (S = 64, N = 8): conftest.py's
 # `transformed_sample`.
@@ -122,7 +124,6 @@ def _reference_outputs(model, transform_dir: str,
   """Eager pipeline: tf.Transform's own apply, numpy normalisation, the
   in-memory model and panoptic inference at S (thresholds 0)."""
   import tensorflow_transform as tft
-  from schemas import load_categories
   raw = tf.io.parse_example(
       examples, {key: tf.io.FixedLenFeature([], tf.string)
                  for key in ('image/encoded', 'image/source_id')})
@@ -147,9 +148,9 @@ def _reference_outputs(model, transform_dir: str,
   return result
 
 
-def test_serving_default_outputs_have_static_shapes_and_dtypes(
+def test_serving_examples_outputs_have_static_shapes_and_dtypes(
     loaded, serving_examples):
-  outputs = loaded.signatures[export.SERVING_DEFAULT](
+  outputs = loaded.signatures[export.SERVING_EXAMPLES](
       examples=tf.constant(serving_examples))
   batch = len(serving_examples)
   num_queries = 20  # maskformer_tiny
@@ -166,18 +167,18 @@ def test_serving_default_outputs_have_static_shapes_and_dtypes(
   }
   assert {key: (value.dtype, value.shape.as_list())
           for key, value in outputs.items()} == expected
-  signature = loaded.signatures[export.SERVING_DEFAULT]
+  signature = loaded.signatures[export.SERVING_EXAMPLES]
   for key, (dtype, shape) in expected.items():
     assert signature.structured_outputs[key].dtype == dtype
     assert signature.structured_outputs[key].shape.as_list() == [None] + (
         shape[1:])
 
 
-def test_serving_default_matches_an_eager_reference(exported, loaded,
-                                                    serving_examples,
-                                                    transformed_sample):
+def test_serving_examples_matches_an_eager_reference(exported, loaded,
+                                                     serving_examples,
+                                                     transformed_sample):
   model, _ = exported
-  served = _numpy(loaded.signatures[export.SERVING_DEFAULT](
+  served = _numpy(loaded.signatures[export.SERVING_EXAMPLES](
       examples=tf.constant(serving_examples)))
   reference = _reference_outputs(model, transformed_sample['graph'],
                                  serving_examples)
@@ -200,23 +201,40 @@ def test_serving_default_matches_an_eager_reference(exported, loaded,
   assert (served['instance_mask'][-1][padding] == 0).all()
 
 
-def test_serving_image_agrees_with_serving_default(loaded, serving_examples):
+def test_serving_default_is_the_coco_form_of_serving_examples(
+    loaded, serving_examples):
+  """One input (encoded images) as TF Serving's row format fills it; the
+  COCO panoptic result of the same model outputs as `serving_examples`."""
+  signature = loaded.signatures[export.SERVING_DEFAULT]
+  inputs = signature.structured_input_signature[1]
+  assert {key: (spec.dtype, spec.shape.as_list())
+          for key, spec in inputs.items()} == {
+              export.IMAGES_INPUT: (tf.string, [None])}
   images = [_image_features(example)['image/encoded']
             for example in serving_examples]
-  from_examples = _numpy(loaded.signatures[export.SERVING_DEFAULT](
-      examples=tf.constant(serving_examples)))
-  from_images = _numpy(loaded.signatures[export.SERVING_IMAGE](
-      images=tf.constant(images)))
-  del from_examples['source_id'], from_images['source_id']
-  for key, value in from_examples.items():
-    np.testing.assert_array_equal(from_images[key], value, err_msg=key)
+  served = _numpy(signature(images=tf.constant(images)))
+  from_examples = loaded.signatures[export.SERVING_EXAMPLES](
+      examples=tf.constant(serving_examples))
+  expected = _numpy(coco_panoptic_output.coco_panoptic_outputs(
+      from_examples, max(c['id'] for c in load_categories()) + 1))
+  batch, num_queries = len(images), 20  # maskformer_tiny
+  assert {key: value.shape for key, value in served.items()} == {
+      'panoptic_png_bytes': (batch,), 'num_segments': (batch,),
+      **{key: (batch, num_queries)
+         for key in coco_panoptic_output.SEGMENT_OUTPUTS}}
+  for key, value in expected.items():
+    np.testing.assert_array_equal(served[key], value, err_msg=key)
+  assert served['num_segments'].min() > 0
+  # The non-square image's PNG has its original size.
+  png = Image.open(io.BytesIO(served['panoptic_png_bytes'][-1]))
+  assert png.size == Image.open(io.BytesIO(_non_square_png())).size
 
 
 def test_label_features_are_not_needed_and_do_not_change_predictions(
     loaded, labelled_records, serving_examples):
-  with_labels = _numpy(loaded.signatures[export.SERVING_DEFAULT](
+  with_labels = _numpy(loaded.signatures[export.SERVING_EXAMPLES](
       examples=tf.constant(labelled_records)))
-  without_labels = _numpy(loaded.signatures[export.SERVING_DEFAULT](
+  without_labels = _numpy(loaded.signatures[export.SERVING_EXAMPLES](
       examples=tf.constant(serving_examples[:len(labelled_records)])))
   for key, value in with_labels.items():
     np.testing.assert_array_equal(without_labels[key], value, err_msg=key)
@@ -258,8 +276,8 @@ loaded = tf.saved_model.load(sys.argv[3])
 examples = tf.constant([bytes.fromhex(h) for h in json.loads(sys.argv[4])])
 images = tf.constant([bytes.fromhex(h) for h in json.loads(sys.argv[5])])
 results = {}
-for name, kwargs in (('serving_default', {'examples': examples}),
-                     ('serving_image', {'images': images})):
+for name, kwargs in (('serving_examples', {'examples': examples}),
+                     ('serving_default', {'images': images})):
   for key, value in loaded.signatures[name](**kwargs).items():
     if value.dtype != tf.string:
       results[f'{name}/{key}'] = value.numpy()
@@ -287,10 +305,12 @@ def test_saved_model_serves_in_a_process_without_this_project(
   assert completed.returncode == 0, completed.stderr[-3000:]
 
   isolated = np.load(result_file)
-  for name, kwargs in (
-      (export.SERVING_DEFAULT, {'examples': tf.constant(serving_examples)}),
-      (export.SERVING_IMAGE, {'images': tf.constant(images)})):
+  for name, kwargs, keys in (
+      (export.SERVING_EXAMPLES, {'examples': tf.constant(serving_examples)},
+       MAP_KEYS + SEGMENT_KEYS + ('original_size',)),
+      (export.SERVING_DEFAULT, {'images': tf.constant(images)},
+       coco_panoptic_output.SEGMENT_OUTPUTS + ('num_segments',))):
     here = _numpy(loaded.signatures[name](**kwargs))
-    for key in MAP_KEYS + SEGMENT_KEYS + ('original_size',):
+    for key in keys:
       np.testing.assert_allclose(isolated[f'{name}/{key}'], here[key],
                                  atol=1e-6, err_msg=f'{name}/{key}')

@@ -126,7 +126,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(transformed_sample,
   assert (model_run_dir / 'params.yaml').exists()
   loaded = tf.saved_model.load(second.serving_model_dir)
   assert set(loaded.signatures) == {export.SERVING_DEFAULT,
-                                    export.SERVING_IMAGE,
+                                    export.SERVING_EXAMPLES,
                                     export.TRANSFORM_LABELS}
 
 

@@ -7,6 +7,7 @@ from typing import Any, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
+from tfx_pipeline import prediction_output
 from tfx_pipeline import segment_images
 from tfx_pipeline.report import html_parts as h
 from tfx_pipeline.report import run_record
@@ -51,8 +52,10 @@ def _examples_html(run: run_record.PipelineRun, num_examples: int) -> str:
   records = _eval_records(examples.uri, num_examples)
   loaded = tf.saved_model.load(serving_dir)
   serve = loaded.signatures[export.SERVING_DEFAULT]
-  outputs = {key: value.numpy()
-             for key, value in serve(**{export.EXAMPLES_INPUT: tf.constant(records)}).items()}
+  encoded = [tf.train.Example.FromString(record).features.feature[
+      'image/encoded'].bytes_list.value[0] for record in records]
+  outputs = {key: value.numpy() for key, value in serve(
+      **{export.IMAGES_INPUT: tf.constant(encoded)}).items()}
   names = segment_images.category_names()
   colours = segment_images.category_colours()
   blocks = []
@@ -62,13 +65,11 @@ def _examples_html(run: run_record.PipelineRun, num_examples: int) -> str:
     gt_category = _decode(features['image/panoptic/category_mask'], 1)[..., 0]
     gt_instance = _decode(features['image/panoptic/instance_mask'], 1)[..., 0]
     size = gt_category.shape
-    pred_category, pred_instance = (
-        segment_images.to_original_size(outputs[key][index],
-                                        outputs['pixel_valid'][index],
-                                        outputs['original_size'][index])
-        for key in ('category_mask', 'instance_mask'))
+    pred_category, pred_instance = segment_images.masks_of_segments(
+        *prediction_output.segments_of(
+            {key: value[index] for key, value in outputs.items()}))
     if pred_category.shape != size:
-      raise run_record.Unavailable(f'the model\'s original_size {pred_category.shape} '
+      raise run_record.Unavailable(f'the model\'s PNG size {pred_category.shape} '
                         f'differs from the image size {size}')
     source_id = features['image/source_id'].bytes_list.value[0].decode()
     present = sorted((set(np.unique(gt_category)) |
