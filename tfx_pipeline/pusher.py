@@ -50,7 +50,7 @@ SAVED_MODEL_FILE = 'saved_model.pb'
 MAX_VERSION_TRIES = 100
 
 
-def _filesystem_destination(exec_properties: Dict[str, Any]
+def filesystem_destination(exec_properties: Dict[str, Any]
                             ) -> Optional[pusher_pb2.PushDestination.Filesystem]:
   destination = pusher_pb2.PushDestination()
   proto_utils.json_to_proto(
@@ -174,7 +174,7 @@ class Executor(pusher_executor.Executor):
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]],
          exec_properties: Dict[str, Any]) -> None:
-    filesystem = _filesystem_destination(exec_properties)
+    filesystem = filesystem_destination(exec_properties)
     if filesystem is None or not self.CheckBlessing(input_dict):
       super().Do(input_dict, output_dict, exec_properties)
       return
