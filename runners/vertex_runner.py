@@ -21,12 +21,15 @@ import tempfile
 import typing
 from typing import Any, Dict, Iterable, List, Mapping, Sequence
 
+from runners.vertex import accelerators
 from runners.vertex import dataflow
 from runners.vertex import pipeline_config
 from runners.vertex import settings as vertex_settings
+from runners.vertex import tpu_memory
 from runners.vertex import validation
 from runners.vertex.settings import VertexSettings
 from runners.vertex.settings import VertexSettingsError
+from tfx_pipeline import config as tfx_config
 from tfx_pipeline import experiment_overrides
 
 
@@ -84,14 +87,48 @@ def find_local_paths(text: str, paths: Iterable[str]) -> List[str]:
                        text)]
 
 
-def compile_pipeline(settings: VertexSettings, output_file: str) -> str:
+def memory_check(settings: VertexSettings, skip: bool = False) -> None:
+  """The pre-flight: does the train step fit a chip of the TPU slice?
+
+  From the experiment's measured memory per image (`tpu_memory`) and its
+  global batch after the settings' overrides; no XLA compile.
+
+  Raises:
+    VertexSettingsError: it does not fit, and `skip` is False (with `skip`,
+      the same message is printed as a warning).
+  """
+  if not settings.uses_tpu:
+    return
+  params = tfx_config.experiment_params(settings.experiment)
+  params.override(experiment_overrides.merged_override(
+      settings.config_files, settings.params_override, files_allowed=False),
+                  is_strict=True)
+  problem = tpu_memory.memory_problem(
+      settings.experiment, settings.trainer_machine_type,
+      settings.accelerator_type,
+      accelerators.accelerator_count(settings.trainer_machine_type,
+                                     settings.accelerator_type,
+                                     settings.accelerator_count),
+      params.task.train_data.global_batch_size)
+  if problem is None:
+    return
+  if not skip:
+    raise VertexSettingsError(
+        f'The train step does not fit the TPU: {problem}')
+  print(f'compile-vertex: warning: --skip-memory-check: compiling a train '
+        f'step that does not fit the TPU: {problem}', file=sys.stderr)
+
+
+def compile_pipeline(settings: VertexSettings, output_file: str,
+                     skip_memory_check: bool = False) -> str:
   """Writes the Vertex AI Pipelines job JSON of `settings` to `output_file`.
 
   Returns:
     The path of the written file.
 
   Raises:
-    VertexSettingsError: invalid settings (nothing is written).
+    VertexSettingsError: invalid settings, or a train step that does not fit
+      the TPU chip's memory unless `skip_memory_check` (nothing is written).
     LocalPathError: the compiled JSON mentions a path of this machine (the
       file is removed).
   """
@@ -110,6 +147,7 @@ def compile_pipeline(settings: VertexSettings, output_file: str) -> str:
             files_allowed=False))
   except experiment_overrides.ExperimentOverrideError as error:
     raise VertexSettingsError(f'Invalid Vertex settings: {error}') from None
+  memory_check(settings, skip=skip_memory_check)
 
   pipeline = create_pipeline(pipeline_config.to_pipeline_config(settings))
   apply_component_beam_args(
@@ -204,6 +242,10 @@ def add_compile_vertex_parser(subparsers) -> argparse.ArgumentParser:
   parser.add_argument('--submit', action='store_true',
                       help='Submit the compiled pipeline to Vertex AI '
                       'Pipelines and print the run\'s console link.')
+  parser.add_argument('--skip-memory-check', action='store_true',
+                      help='Compile even when the train step\'s estimated '
+                      'memory per TPU chip (with 15%% headroom) exceeds the '
+                      'chip\'s (docs/training_on_tpu.md); prints a warning.')
   for field in vertex_settings.setting_fields():
     parser.add_argument(
         *vertex_settings.flag_names(field), dest=field.name, default=None,
@@ -219,7 +261,9 @@ def run_compile_vertex(args: argparse.Namespace) -> int:
                for field in vertex_settings.setting_fields()}
   try:
     settings = validation.load_settings(args.config, overrides)
-    output_file = compile_pipeline(settings, args.output)
+    output_file = compile_pipeline(
+        settings, args.output,
+        skip_memory_check=getattr(args, 'skip_memory_check', False))
   except VertexSettingsError as error:
     print(f'compile-vertex: {error}', file=sys.stderr)
     return 2

@@ -287,10 +287,12 @@ def test_trainer_requests_the_tpu_worker_pool(compiled):
   # The Vertex AI API type accepts the spec as TFX's extension sends it.
   job_spec = custom_job.CustomJobSpec(**training_args['job_spec'])
   (pool,) = job_spec.worker_pool_specs
-  assert pool.machine_spec.machine_type == 'ct5lp-hightpu-4t'
+  # The default slice: 8 v5e chips, 8 of the 64 images each (a 4-chip
+  # slice's 16 do not fit a chip: docs/training_on_tpu.md).
+  assert pool.machine_spec.machine_type == 'ct5lp-hightpu-8t'
   assert pool.machine_spec.accelerator_type.name == 'TPU_V5_LITEPOD'
-  assert pool.machine_spec.accelerator_count == 4
-  assert pool.machine_spec.tpu_topology == '2x2'
+  assert pool.machine_spec.accelerator_count == 8
+  assert pool.machine_spec.tpu_topology == '2x4'
   assert pool.replica_count == 1
   assert pool.container_spec.image_uri == TRAINER_IMAGE
   assert job_spec.service_account == SERVICE_ACCOUNT
@@ -387,8 +389,8 @@ def test_submit_creates_a_pipeline_job_with_the_compiled_file(
     ({'--accelerator-type': 'NVIDIA_TESLA_A100'}, 'not a GPU machine type'),
     ({'--trainer-machine-type': 'ct5lp-hightpu-16t'},
      'not a single-host TPU VM'),
-    ({'--tpu-topology': '4x4'}, 'does not match ct5lp-hightpu-4t'),
-    ({'--accelerator-count': '8'}, 'does not match ct5lp-hightpu-4t'),
+    ({'--tpu-topology': '4x4'}, 'does not match ct5lp-hightpu-8t'),
+    ({'--accelerator-count': '4'}, 'does not match ct5lp-hightpu-8t'),
     ({'--params-override': 'runtime: {distribution_strategy: mirrored}'},
      'contradicts'),
     ({'--service-account': 'pipelines'}, 'not a service account'),
@@ -473,7 +475,7 @@ def test_yaml_settings_are_loaded_and_flags_win(tmp_path):
   config_file.write_text(
       f'project: {PROJECT}\nregion: europe-west4\n'
       f'pipeline_root: {PIPELINE_ROOT}\ndata_root: {DATA_ROOT}\n'
-      f'image: {IMAGE}\ntrainer_machine_type: ct5lp-hightpu-8t\n'
+      f'image: {IMAGE}\ntrainer_machine_type: ct5lp-hightpu-4t\n'
       'transform_max_num_workers: 200\nextra_beam_args: [--num_workers=4]\n')
   args = _parse(['--output', 'unused.json', '--config', str(config_file),
                  '--region', REGION])
@@ -481,10 +483,10 @@ def test_yaml_settings_are_loaded_and_flags_win(tmp_path):
                for field in vertex_settings.setting_fields()}
   settings = validation.load_settings(args.config, overrides)
   assert settings.region == REGION  # The flag wins over the file.
-  assert settings.trainer_machine_type == 'ct5lp-hightpu-8t'
+  assert settings.trainer_machine_type == 'ct5lp-hightpu-4t'
   assert worker_pool.worker_pool_spec(settings)['machine_spec'] == {
-      'machine_type': 'ct5lp-hightpu-8t', 'accelerator_type': 'TPU_V5_LITEPOD',
-      'accelerator_count': 8, 'tpu_topology': '2x4'}
+      'machine_type': 'ct5lp-hightpu-4t', 'accelerator_type': 'TPU_V5_LITEPOD',
+      'accelerator_count': 4, 'tpu_topology': '2x2'}
   assert dataflow.component_beam_pipeline_args(settings)[
       'Transform'][-1] == '--max_num_workers=200'
   assert _beam_options(dataflow.dataflow_beam_pipeline_args(settings)

@@ -175,8 +175,8 @@ def test_trainer_custom_job_is_captured_and_run_on_the_cpu_strategy(
   assert job['endpoint'] == 'us-central1-aiplatform.googleapis.com'
   (pool,) = job['custom_job']['job_spec']['worker_pool_specs']
   assert pool['machine_spec'] == {
-      'machine_type': 'ct5lp-hightpu-4t', 'accelerator_type': 'TPU_V5_LITEPOD',
-      'accelerator_count': 4, 'tpu_topology': '2x2'}
+      'machine_type': 'ct5lp-hightpu-8t', 'accelerator_type': 'TPU_V5_LITEPOD',
+      'accelerator_count': 8, 'tpu_topology': '2x4'}
   assert pool['container_spec']['image_uri'] == TRAINER_IMAGE
   assert pool['container_spec']['command'][:3] == [
       'python', '-m', 'tfx.scripts.run_executor']

@@ -106,7 +106,7 @@ class VertexSettings:
       'experiment\'s, TF Model Garden\'s ImageNet ResNet-50 for '
       'maskformer_coco_panoptic).')
   trainer_machine_type: str = _setting(
-      'ct5lp-hightpu-4t', 'Machine type of the Vertex AI Training worker '
+      'ct5lp-hightpu-8t', 'Machine type of the Vertex AI Training worker '
       f'pool. TPU VMs: {", ".join(accelerators.TPU_SLICES)}; GPU machines, e.g. '
       'a2-highgpu-1g, with a NVIDIA_* --accelerator-type.')
   accelerator_type: str = _setting(
