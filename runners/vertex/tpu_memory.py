@@ -43,6 +43,9 @@ STEP_MEMORY: Mapping[str, StepMemory] = {
     # S = 640: compiled at 1 and 2 images per replica (1.73 and 2.94 GiB).
     'maskformer_coco_panoptic': StepMemory(
         fixed_bytes=554_861_034, per_image_bytes=1_300_755_777),
+    # S = 1344: compiled at 1 and 2 images per replica (6.20 and 11.86 GiB).
+    'maskformer_coco_panoptic_1344': StepMemory(
+        fixed_bytes=578_300_842, per_image_bytes=6_078_085_825),
 }
 
 

@@ -123,3 +123,21 @@ def test_invalid_config_fails_naming_the_field(override, field):
   config.override({'task': override})
   with pytest.raises(ValueError, match=field.replace('.', r'\.')):
     task_factory.get_task(config.task)
+
+
+def test_1344_experiment_scales_the_schedule_with_its_batch():
+  reference = exp_factory.get_exp_config('maskformer_coco_panoptic')
+  config = exp_factory.get_exp_config('maskformer_coco_panoptic_1344')
+  config.validate()
+  assert config.task.train_data.global_batch_size == 16
+  assert config.trainer.train_steps == 4 * 554_400
+  stepwise = config.trainer.optimizer_config.learning_rate.stepwise
+  assert stepwise.boundaries == [4 * 369_600]
+  assert stepwise.values == pytest.approx([2.5e-5, 2.5e-6])
+  # The same images seen as the original's 64 x 554,400.
+  assert (config.task.train_data.global_batch_size *
+          config.trainer.train_steps) == (
+              reference.task.train_data.global_batch_size *
+              reference.trainer.train_steps)
+  assert reference.trainer.optimizer_config.learning_rate.stepwise.values == (
+      pytest.approx([1e-4, 1e-5]))
