@@ -137,7 +137,9 @@ def compiled(tmp_path_factory) -> Dict[str, Any]:
                        service_account=SERVICE_ACCOUNT, train_steps=1000,
                        init_checkpoint=INIT_CHECKPOINT,
                        config_files=[str(config_file)],
-                       params_override='task.train_data.global_batch_size=64')
+                       params_override='task.train_data.global_batch_size=64',
+                       endpoint='maskformer-endpoint', max_replicas=3,
+                       traffic_percent=10)
   path = vertex_runner.compile_pipeline(settings, str(output))
   text = pathlib.Path(path).read_text(encoding='utf-8')
   job = json_format.Parse(text, pipeline_spec_pb2.PipelineJob())
@@ -298,6 +300,28 @@ def test_trainer_requests_the_tpu_worker_pool(compiled):
   assert job_spec.service_account == SERVICE_ACCOUNT
 
 
+def test_pusher_uploads_blessed_models_to_the_model_registry(compiled):
+  task = _task_of(compiled['spec'], PUSHER)
+  container = _executor(compiled, task)['container']
+  assert container['args'][1] == 'tfx_pipeline.vertex_pusher.Executor'
+  parameters = _task_parameters(compiled['spec'], task)
+  registry = json.loads(parameters['custom_config'])['vertex_registry']
+  assert registry['project'] == PROJECT and registry['region'] == REGION
+  assert registry['display_name'] == 'maskformer-tfx'
+  assert registry['serving_image'] == vertex_settings.DEFAULT_SERVING_IMAGE
+  assert registry['labels'] == {'pipeline': 'maskformer-tfx',
+                                'experiment': 'maskformer_coco_panoptic'}
+  assert registry['data_root'] == DATA_ROOT
+  assert registry['report_location'] == (
+      '{job_dir}/ReviewReport_*/report/report.html')
+  assert registry['endpoint'] == {
+      'name': 'maskformer-endpoint', 'machine_type': 'n1-standard-4',
+      'min_replicas': 1, 'max_replicas': 3, 'traffic_percent': 10}
+  destination = json.loads(parameters['push_destination'])
+  assert destination['filesystem']['base_directory'] == (
+      f'{PIPELINE_ROOT}/pushed_models')
+
+
 def test_trainer_runs_the_experiment_on_the_tpu_strategy(compiled):
   from official.core import exp_factory
   from official.modeling import hyperparams
@@ -396,6 +420,14 @@ def test_submit_creates_a_pipeline_job_with_the_compiled_file(
     ({'--service-account': 'pipelines'}, 'not a service account'),
     ({'--transform-machine-type': 'huge'}, '--transform-machine-type'),
     ({'--pq-lower-bound': '46.5'}, '--pq-lower-bound'),
+    ({'--traffic-percent': '10'}, '--traffic-percent need --endpoint'),
+    ({'--endpoint': 'ep', '--traffic-percent': '0'},
+     '--traffic-percent must be 1 to 100, got 0'),
+    ({'--endpoint': 'ep', '--min-replicas': '2'},
+     '--max-replicas (1) must be at least --min-replicas (2)'),
+    ({'--endpoint': 'ep', '--serving-machine-type': 'ct5lp-hightpu-4t'},
+     '--serving-machine-type'),
+    ({'--serving-image': 'tf-serving'}, '--serving-image'),
     ({'--init-checkpoint': '/weights/r50'}, '--init-checkpoint'),
     ({'--beam-arg': '--setup_file=./setup.py'}, 'path of this machine'),
     ({'--span': '2'}, '--span 2 selects one span of split patterns with'),

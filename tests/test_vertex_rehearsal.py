@@ -14,12 +14,14 @@ page from the exit handler.
 
 import json
 import pathlib
+import re
 import shutil
 from typing import Any, Dict
 
 import pytest
 
 from runners import vertex_runner
+from runners.vertex_rehearsal import fake_registry
 from runners.vertex_rehearsal import spec as spec_lib
 from runners.vertex_rehearsal import task_runner
 from tests import pipeline_helpers
@@ -42,7 +44,8 @@ def compiled(tmp_path_factory) -> str:
       project='maskformer-proj', region='us-central1',
       pipeline_root=PIPELINE_ROOT, data_root=DATA_ROOT, image=IMAGE,
       trainer_image=TRAINER_IMAGE, experiment='maskformer_tiny',
-      train_steps=2, eval_steps=1, pq_lower_bound=0.0)
+      train_steps=2, eval_steps=1, pq_lower_bound=0.0,
+      endpoint='maskformer-endpoint')
   output = tmp_path_factory.mktemp('rehearsal_compiled') / 'pipeline.json'
   return vertex_runner.compile_pipeline(settings, str(output))
 
@@ -197,7 +200,31 @@ def test_the_gate_blesses_and_the_pusher_pushes_under_the_mapped_bucket(
   pushed = rehearsal['root'] / BUCKET / 'pipelines/maskformer/pushed_models'
   (version,) = pushed.iterdir()
   assert (version / 'saved_model.pb').exists()
-  assert f'Pushed model: {version}' in rehearsal['stdout']
+  # Uploaded to the fake Model Registry and deployed: the requests as the
+  # Vertex AI API types hold them, under GCS_ROOT/_vertex_requests.
+  requests = rehearsal['root'] / fake_registry.REQUESTS_DIR
+  assert sorted(path.name for path in requests.iterdir()) == [
+      'create_endpoint_1.json', 'deploy_model_1.json', 'upload_model_1.json']
+  upload = json.loads((requests / 'upload_model_1.json').read_text())
+  assert 'parent_model' not in upload  # The first version of the model.
+  assert upload['model']['artifact_uri'] == str(version)
+  assert upload['model']['version_aliases'][0] == 'blessed'
+  description = upload['model']['version_description']
+  assert description.startswith('all: PQ ')
+  assert f'{rehearsal["job_root"]}/ReviewReport_*/report/report.html' in (
+      description)
+  assert upload['model']['labels']['run'] == rehearsal['job_root'].name
+  model = 'projects/maskformer-proj/locations/us-central1/models/1'
+  assert f'Pushed model: {model}@1' in rehearsal['stdout']
+  deploy = json.loads((requests / 'deploy_model_1.json').read_text())
+  assert deploy['deployed_model']['model'] == f'{model}@1'
+  assert deploy['traffic_split'] == {'0': 100}
+  # The documented request, answered locally by the deployed version.
+  assert (f'Online request to the deployed model ({version}): '
+          '{"instances": [{"b64": <') in rehearsal['stdout']
+  # (The 2-step model's segments depend on its untrained scores.)
+  assert re.search(r'\}\]\} -> a 64x64 panoptic PNG, \d+ segments\n',
+                   rehearsal['stdout'])
 
 
 def test_data_with_an_anomaly_stops_at_the_gate(rehearsals):

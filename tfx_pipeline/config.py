@@ -66,6 +66,10 @@ class PipelineConfig:
     vertex_training: Vertex AI Training settings for the Trainer (the
       `tfx.extensions.google_cloud_ai_platform` custom_config keys); None
       trains where the pipeline runs.
+    vertex_registry: Vertex AI Model Registry settings of the Pusher
+      (`vertex_pusher.registry_config`): a blessed model is pushed to
+      `push_dir` and uploaded as a registry version; None pushes to
+      `push_dir` only.
   """
   pipeline_root: str
   data_root: str
@@ -92,6 +96,7 @@ class PipelineConfig:
   data_validation_only: bool = False
   schema_file: Optional[str] = None
   vertex_training: Optional[Dict[str, Any]] = None
+  vertex_registry: Optional[Dict[str, Any]] = None
 
   def __post_init__(self):
     from tfx_pipeline import spans  # pylint: disable=g-import-not-at-top

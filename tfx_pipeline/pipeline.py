@@ -10,6 +10,7 @@ from schemas import RAW_SCHEMA_FILE, schema_path
 from tfx_pipeline import data_validation
 from tfx_pipeline import evaluation
 from tfx_pipeline import pusher as pusher_lib
+from tfx_pipeline import vertex_pusher
 from tfx_pipeline import spans
 from tfx_pipeline.config import PipelineConfig
 from tfx_pipeline.report import component as report_component
@@ -104,15 +105,20 @@ def create_components(config: PipelineConfig) -> List[BaseNode]:
       eval_config=evaluation.eval_config(config.pq_lower_bound,
                                          config.pq_regression_tolerance),
       example_splits=['eval'])
+  # Never pushes the same model twice (e.g. a cached rerun); on Vertex
+  # also uploads it as a Model Registry version.
+  registry = ({'custom_config': {
+      vertex_pusher.REGISTRY_KEY: config.vertex_registry}}
+              if config.vertex_registry else {})
   pusher = tfx.components.Pusher(
       model=trainer.outputs['model'],
       model_blessing=evaluator.outputs['blessing'],
       push_destination=tfx.proto.PushDestination(
           filesystem=tfx.proto.PushDestination.Filesystem(
               base_directory=config.push_dir)),
-      # Never pushes the same model twice (e.g. a cached rerun).
       custom_executor_spec=executor_spec.ExecutorClassSpec(
-          pusher_lib.Executor))
+          vertex_pusher.Executor if registry else pusher_lib.Executor),
+      **registry)
   # Last: the review page of the run, from these artifacts only.
   report = report_component.ReviewReport(
       model=trainer.outputs['model'],

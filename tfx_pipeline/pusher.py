@@ -42,6 +42,8 @@ from tfx.utils import proto_utils
 
 SOURCE_FILE = 'SOURCE_MODEL'
 ALREADY_PUSHED_PROPERTY = 'already_pushed_as'
+# Set by the Vertex Pusher: the endpoint the pushed version was deployed to.
+ENDPOINT_PROPERTY = 'vertex_endpoint'
 # Prefix of the temporary copies (a name model servers do not load).
 TEMP_PREFIX = '.tmp-'
 # The file model servers take as the sign that a SavedModel is complete.

@@ -36,6 +36,7 @@ from tfx.extensions.google_cloud_ai_platform.pusher import (
     executor as vertex_executor)
 from tfx.types import artifact_utils
 from tfx.types import standard_component_specs
+from tfx.utils import io_utils
 from tfx.utils import json_utils
 
 from tfx_pipeline import pusher
@@ -44,7 +45,6 @@ from tfx_pipeline import run_summary
 REGISTRY_KEY = 'vertex_registry'
 REGISTRY_FILE = 'VERTEX_MODEL_VERSION'
 BLESSED_ALIAS = 'blessed'
-ENDPOINT_PROPERTY = 'vertex_endpoint'
 _DESCRIPTION_GROUPS = (('all', ''), ('things', '_things'),
                        ('stuff', '_stuff'))
 
@@ -58,6 +58,8 @@ def registry_config(project: str, region: str, display_name: str,
   """The `custom_config[REGISTRY_KEY]` of a Vertex push.
 
   Args:
+    report_location: Where the run's review report is; `{job_dir}` stands
+      for the Vertex job's directory.
     serving_route: Optional {predict_route, health_route, port} of a custom
       serving container.
     endpoint: Optional {name, machine_type, min_replicas, max_replicas,
@@ -152,19 +154,23 @@ class Executor(vertex_executor.Executor):
     if not version_dir:
       version_dir = os.path.join(
           base_directory, pusher.push_version(model_path, base_directory))
-    model = self._upload(settings, version_dir, input_dict)
+    model = self._upload(settings, version_dir, input_dict, model_push.uri)
     with fileio.open(os.path.join(version_dir, REGISTRY_FILE), 'w') as f:
       f.write(model.versioned_resource_name)
+    # The pushed_model artifact keeps a copy of the model, as TFX's does.
+    io_utils.copy_dir(model_path, model_push.uri)
     endpoint = settings.get('endpoint') or {}
     if endpoint.get('name'):
       deployed = self._deploy(settings, endpoint, model)
-      model_push.set_string_custom_property(ENDPOINT_PROPERTY, deployed)
+      model_push.set_string_custom_property(pusher.ENDPOINT_PROPERTY,
+                                            deployed)
     self._MarkPushed(model_push,
                      pushed_destination=model.versioned_resource_name,
                      pushed_version=str(model.version_id))
 
   def _upload(self, settings: Dict[str, Any], version_dir: str,
-              input_dict: Dict[str, List[types.Artifact]]) -> Any:
+              input_dict: Dict[str, List[types.Artifact]],
+              output_uri: str) -> Any:
     aiplatform = _aiplatform()
     aiplatform.init(project=settings['project'], location=settings['region'])
     display_name = settings['display_name']
@@ -178,14 +184,21 @@ class Executor(vertex_executor.Executor):
     if evaluation:
       by_model = run_summary.metric_values_by_model(evaluation)
       metrics = by_model.get('candidate', by_model.get('', {}))
-    run_id = self._context.pipeline_run_id if self._context else None
+    # Vertex writes a task's outputs under PIPELINE_ROOT/<project number>/
+    # <job id>/<task>_<id>/: the job's directory and id.
+    job_dir = os.path.dirname(os.path.dirname(output_uri.rstrip('/')))
+    run_id = ((self._context.pipeline_run_id if self._context else None)
+              or os.path.basename(job_dir))
     labels = {key: _label_value(value)
               for key, value in settings.get('labels', {}).items()}
     if run_id and 'run' not in labels:
       labels['run'] = _label_value(run_id)
+    report = settings.get('report_location', '').replace(
+        '{job_dir}', job_dir)
     aliases = [BLESSED_ALIAS]
     if labels.get('run'):
-      aliases.append(f'run-{labels["run"]}'[:128])
+      # An alias: letters, digits and '-', at most 128 characters.
+      aliases.append(f'run-{labels["run"]}'.replace('_', '-')[:128])
     route = settings.get('serving_route') or {}
     kwargs = {}
     if route:
@@ -200,8 +213,7 @@ class Executor(vertex_executor.Executor):
         parent_model=parent, is_default_version=True,
         version_aliases=aliases, labels=labels,
         version_description=version_description(
-            metrics, settings.get('data_root', ''),
-            settings.get('report_location', '')),
+            metrics, settings.get('data_root', ''), report),
         **kwargs)
 
   def _deploy(self, settings: Dict[str, Any], endpoint: Dict[str, Any],

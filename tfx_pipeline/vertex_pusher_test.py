@@ -10,6 +10,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 
+from tfx_pipeline import pusher
 from tfx_pipeline import vertex_pusher
 
 PROJECT, REGION = 'proj', 'us-central1'
@@ -234,7 +235,7 @@ def test_endpoint_at_100_percent_replaces_the_previous_version(fake,
   first = _push(tmp_path, 'model_1', endpoint=_endpoint(100))
   [endpoint] = fake.endpoints
   assert first.get_string_custom_property(
-      vertex_pusher.ENDPOINT_PROPERTY) == endpoint.resource_name
+      pusher.ENDPOINT_PROPERTY) == endpoint.resource_name
   [first_id] = endpoint.deployed
   assert endpoint.traffic_split == {first_id: 100}
   _push(tmp_path, 'model_2', endpoint=_endpoint(100), run_id='run-2')

@@ -1,12 +1,14 @@
 """The `PipelineConfig` that the Vertex pipeline is built from."""
 
 import json
+from typing import Any, Dict
 
 from runners.vertex import dataflow
 from runners.vertex import worker_pool
 from runners.vertex.settings import IMAGE_SCHEMA_FILE
 from runners.vertex.settings import VertexSettings
 from tfx_pipeline import config as config_lib
+from tfx_pipeline import vertex_pusher
 
 
 def to_pipeline_config(settings: VertexSettings) -> config_lib.PipelineConfig:
@@ -32,4 +34,26 @@ def to_pipeline_config(settings: VertexSettings) -> config_lib.PipelineConfig:
       beam_pipeline_args=dataflow.dataflow_beam_pipeline_args(settings),
       enable_cache=settings.enable_cache,
       schema_file=IMAGE_SCHEMA_FILE,
-      vertex_training=worker_pool.vertex_training_config(settings))
+      vertex_training=worker_pool.vertex_training_config(settings),
+      vertex_registry=registry_config(settings))
+
+
+def registry_config(settings: VertexSettings) -> Dict[str, Any]:
+  """The Pusher's Model Registry settings (`vertex_pusher.registry_config`);
+  the report is in the job's directory (`{job_dir}`)."""
+  endpoint = None
+  if settings.endpoint:
+    endpoint = {'name': settings.endpoint,
+                'machine_type': settings.serving_machine_type,
+                'min_replicas': settings.min_replicas,
+                'max_replicas': settings.max_replicas,
+                'traffic_percent': settings.traffic_percent}
+  return vertex_pusher.registry_config(
+      settings.project, settings.region,
+      settings.registry_model or settings.pipeline_name,
+      settings.serving_image,
+      {'pipeline': settings.pipeline_name,
+       'experiment': settings.experiment},
+      settings.data_root,
+      '{job_dir}/ReviewReport_*/report/report.html',
+      endpoint=endpoint)

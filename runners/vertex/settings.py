@@ -27,6 +27,12 @@ IMAGE_SCHEMA_FILE = posixpath.join(IMAGE_PACKAGE_DIR, 'schemas', RAW_SCHEMA_FILE
 DEFAULT_VERTEX_EXPERIMENT = 'maskformer_coco_panoptic'
 
 
+# The prebuilt Vertex AI TensorFlow 2.15 prediction image (TF Serving): it
+# loads and answers the exported SavedModel (benchmarks/serving_tf215.py).
+DEFAULT_SERVING_IMAGE = (
+    'us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest')
+
+
 class VertexSettingsError(ValueError):
   """Wrong or missing settings; the message names every problem."""
 
@@ -135,6 +141,25 @@ class VertexSettings:
   push_dir: Optional[str] = _setting(
       None, 'gs:// directory where the Pusher copies blessed models (default: '
       'PIPELINE_ROOT/pushed_models).')
+  # Model Registry and serving (docs/deploy_vertex.md).
+  registry_model: Optional[str] = _setting(
+      None, 'Vertex AI Model Registry model (display name) that each blessed '
+      'model is uploaded to as a new default version with the alias '
+      '"blessed" (default: --pipeline-name).')
+  serving_image: str = _setting(
+      DEFAULT_SERVING_IMAGE, 'Serving container of the registry versions '
+      '(a TF Serving image that loads the exported SavedModel).')
+  endpoint: Optional[str] = _setting(
+      None, 'Vertex AI endpoint (display name, created if missing) that the '
+      'new version is deployed to (default: none, registry only).')
+  serving_machine_type: str = _setting(
+      'n1-standard-4', 'Machine type of the endpoint\'s replicas.')
+  min_replicas: int = _setting(1, 'Fewest endpoint replicas of the version.')
+  max_replicas: int = _setting(1, 'Most endpoint replicas (autoscaling).')
+  traffic_percent: int = _setting(
+      100, 'Share of the endpoint\'s traffic the new version takes: 100 '
+      'replaces the deployed versions (undeployed once it serves), less is '
+      'a canary beside them.')
   # Dataflow.
   dataflow_machine_type: str = _setting(
       'n2-standard-8', 'Dataflow machine type of ExampleGen and '

@@ -173,6 +173,7 @@ def validate(settings: VertexSettings) -> None:
                          settings.span)
   except spans.SpanError as error:
     problems.append(str(error))
+  problems.extend(_serving_problems(settings))
   for arg in settings.extra_beam_args:
     name, _, value = arg.partition('=')
     if not name.startswith('--'):
@@ -187,6 +188,44 @@ def validate(settings: VertexSettings) -> None:
       problems.append(str(error))
   if problems:
     raise VertexSettingsError(_message(problems))
+
+
+def _serving_problems(settings: VertexSettings) -> List[str]:
+  """Problems of the registry and endpoint settings, naming the flag."""
+  problems = []
+  if not _IMAGE_RE.fullmatch(settings.serving_image):
+    problems.append(f'--serving-image {settings.serving_image!r} is not a '
+                    'container image URI in a registry.')
+  if settings.registry_model is not None and not (
+      0 < len(settings.registry_model) <= 128):
+    problems.append('--registry-model must be 1 to 128 characters.')
+  if (not accelerators.MACHINE_TYPE_RE.fullmatch(settings.serving_machine_type)
+      or settings.serving_machine_type in accelerators.TPU_SLICES):
+    problems.append(f'--serving-machine-type '
+                    f'{settings.serving_machine_type!r} is not a Compute '
+                    'Engine machine type such as n1-standard-4.')
+  if settings.min_replicas < 1:
+    problems.append(f'--min-replicas must be at least 1, got '
+                    f'{settings.min_replicas}.')
+  if settings.max_replicas < settings.min_replicas:
+    problems.append(f'--max-replicas ({settings.max_replicas}) must be at '
+                    f'least --min-replicas ({settings.min_replicas}).')
+  if not 1 <= settings.traffic_percent <= 100:
+    problems.append(f'--traffic-percent must be 1 to 100, got '
+                    f'{settings.traffic_percent}.')
+  if settings.endpoint is None:
+    changed = [flag for flag, value, default in (
+        ('--serving-machine-type', settings.serving_machine_type,
+         'n1-standard-4'),
+        ('--min-replicas', settings.min_replicas, 1),
+        ('--max-replicas', settings.max_replicas, 1),
+        ('--traffic-percent', settings.traffic_percent, 100))
+        if value != default]
+    if changed:
+      problems.append(f'{", ".join(changed)} need --endpoint.')
+  elif not 0 < len(settings.endpoint) <= 128:
+    problems.append('--endpoint must be 1 to 128 characters.')
+  return problems
 
 
 def _message(problems: List[str]) -> str:

@@ -1,8 +1,11 @@
 """`maskformer-tfx rehearse-vertex`: run a compiled Vertex pipeline locally."""
 
 import argparse
+import os
 import sys
 
+from runners.vertex_rehearsal import fake_registry
+from runners.vertex_rehearsal import online_request
 from runners.vertex_rehearsal import spec as spec_lib
 from runners.vertex_rehearsal import task_runner
 
@@ -50,6 +53,11 @@ def run_rehearse_vertex(args: argparse.Namespace) -> int:
         f'{"succeeded" if result.succeeded else "failed"}: {result.job_id}')
   for line in task_runner.summary(result):
     print(f'  {line}')
+  if result.succeeded:
+    for line in online_request.answer(
+        os.path.join(args.gcs_root, fake_registry.REQUESTS_DIR),
+        result.job_root):
+      print(f'  {line}')
   print(f'  artifacts: {result.job_root}')
   print(f'  task logs: {result.log_dir}')
   return 0 if result.succeeded else 1

@@ -16,7 +16,7 @@ import json
 import os
 import subprocess
 import sys
-from typing import Any, Dict, Mapping
+from typing import Any, Callable, Dict, Mapping
 
 CAPTURE_DIR_ENV = 'MASKFORMER_REHEARSAL_CAPTURE_DIR'
 TRAINING_CLIENTS_MODULE = 'tfx.extensions.google_cloud_ai_platform.training_clients'
@@ -107,11 +107,15 @@ class FakeJobServiceClient:
     return self._jobs[name]
 
 
-class _PatchAfterImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-  """Replaces training_clients' `gapic` once TFX imports that module."""
+class PatchAfterImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+  """Calls `patch(module)` once the module `name` is imported."""
+
+  def __init__(self, name: str, patch: Callable[[Any], None]):
+    self._name = name
+    self._patch = patch
 
   def find_spec(self, fullname, path, target=None):
-    if fullname != TRAINING_CLIENTS_MODULE:
+    if fullname != self._name:
       return None
     sys.meta_path.remove(self)
     try:
@@ -127,7 +131,15 @@ class _PatchAfterImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
   def exec_module(self, module):
     self._loader.exec_module(module)
-    module.gapic = _FakeGapic()
+    self._patch(module)
+
+
+def patch_module(name: str, patch: Callable[[Any], None]) -> None:
+  """`patch(module)` now if the module is imported, else once it is."""
+  if name in sys.modules:
+    patch(sys.modules[name])
+  else:
+    sys.meta_path.insert(0, PatchAfterImport(name, patch))
 
 
 class _FakeGapic:
@@ -136,10 +148,8 @@ class _FakeGapic:
 
 def install() -> None:
   """Makes TFX's Vertex training client use FakeJobServiceClient."""
-  if TRAINING_CLIENTS_MODULE in sys.modules:
-    sys.modules[TRAINING_CLIENTS_MODULE].gapic = _FakeGapic()
-  else:
-    sys.meta_path.insert(0, _PatchAfterImport())
+  patch_module(TRAINING_CLIENTS_MODULE,
+               lambda module: setattr(module, 'gapic', _FakeGapic()))
 
 
 def install_if_requested() -> None:

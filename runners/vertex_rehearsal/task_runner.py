@@ -19,6 +19,7 @@ import uuid
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from runners.vertex_rehearsal import executor_input as executor_input_lib
+from runners.vertex_rehearsal import fake_registry
 from runners.vertex_rehearsal import fake_vertex
 from runners.vertex_rehearsal import metadata
 from runners.vertex_rehearsal import spec as spec_lib
@@ -277,6 +278,8 @@ class Rehearsal:
             os.pathsep) if p])
     env[fake_vertex.CAPTURE_DIR_ENV] = os.path.join(self.log_dir,
                                                     'custom_jobs')
+    env[fake_registry.REQUESTS_DIR_ENV] = os.path.join(
+        self.gcs.root, fake_registry.REQUESTS_DIR)
     return env
 
   def _run_container(self, task: Task, executor_input: Dict[str, Any],

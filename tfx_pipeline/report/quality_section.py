@@ -5,6 +5,7 @@ thresholds, the baseline model's values and what the Pusher did."""
 import json
 from typing import Any, List, Mapping, Optional, Tuple
 
+from tfx_pipeline import pusher as pusher_lib
 from tfx_pipeline.report import html_parts as h
 from tfx_pipeline.report import run_record
 
@@ -227,8 +228,18 @@ def _gate_html(run: run_record.PipelineRun) -> str:
   pushed = (pusher.outputs.get('pushed_model', []) if pusher is not None
             and pusher.succeeded else [])
   if pushed and int(pushed[0].properties.get('pushed', 0)) == 1:
+    # A directory, or on Vertex the Model Registry version (and endpoint).
     destination = pushed[0].properties.get('pushed_destination', pushed[0].uri)
-    parts.append(f'<p>Pushed to <code>{h.e(destination)}</code>.</p>')
+    endpoint = pushed[0].properties.get(pusher_lib.ENDPOINT_PROPERTY)
+    deployed = (f', deployed to endpoint <code>{h.e(endpoint)}</code>'
+                if endpoint else '')
+    parts.append(f'<p>Pushed to <code>{h.e(destination)}</code>{deployed}.'
+                 '</p>')
+  elif pushed and pushed[0].properties.get(
+      pusher_lib.ALREADY_PUSHED_PROPERTY):
+    previous = pushed[0].properties[pusher_lib.ALREADY_PUSHED_PROPERTY]
+    parts.append('<p>Pusher: nothing pushed, this model was already pushed '
+                 f'as <code>{h.e(previous)}</code>.</p>')
   elif pusher is not None and pusher.succeeded:
     parts.append('<p>Pusher: nothing pushed.</p>')
   else:

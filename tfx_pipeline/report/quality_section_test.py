@@ -66,3 +66,37 @@ def test_quality_table_shows_baseline_and_difference():
   # It says which PQ it is: the gate's, not COCO's.
   assert "gate's PQ" in text and 'crowd regions are void' in text
   assert 'evaluate-coco' in text
+
+
+def _run_with_push(tmp_path, pushed_properties):
+  from tfx_pipeline.report import run_record
+
+  def artifact(name, properties):
+    return run_record.ArtifactRecord(1, name, str(tmp_path / name),
+                                     properties)
+
+  evaluator = run_record.NodeRun(
+      'Evaluator', 'COMPLETE', {}, {}, {'blessing': [artifact('blessing', {'blessed': 1})],
+           'evaluation': [artifact('evaluation', {})]})
+  pusher = run_record.NodeRun(
+      'Pusher', 'COMPLETE', {}, {},
+      {'pushed_model': [artifact('pushed', pushed_properties)]})
+  return run_record.PipelineRun(None, 'maskformer', 'run-1', None,
+                                {'Evaluator': evaluator, 'Pusher': pusher})
+
+
+def test_gate_names_the_registry_version_and_endpoint(tmp_path,
+                                                      monkeypatch):
+  monkeypatch.setattr(quality_section, '_eval_config',
+                      lambda run: evaluation.eval_config(0.3))
+  version = 'projects/p/locations/us-central1/models/7@3'
+  endpoint = 'projects/p/locations/us-central1/endpoints/2'
+  text = ''.join(_TextParser.of(quality_section._gate_html(  # pylint: disable=protected-access
+      _run_with_push(tmp_path, {'pushed': 1, 'pushed_destination': version,
+                                'vertex_endpoint': endpoint}))))
+  assert f'Pushed to {version}, deployed to endpoint {endpoint}.' in text
+  text = ''.join(_TextParser.of(quality_section._gate_html(  # pylint: disable=protected-access
+      _run_with_push(tmp_path, {'pushed': 0,
+                                'already_pushed_as': version}))))
+  assert f'nothing pushed, this model was already pushed as {version}.' in (
+      text)
