@@ -1,6 +1,6 @@
 """Tests for the MaskFormer matching and losses.
 
-References: the PyTorch goldens in `<repo>/../shared/goldens` and an
+References: the PyTorch goldens (conftest's `goldens_dir`) and an
 independent float64 numpy + scipy re-implementation of the reference
 `HungarianMatcher` + `SetCriterion` (below).
 """
@@ -22,17 +22,13 @@ from trainer_module.losses import maskformer_losses as losses_fn
 from trainer_module.losses.maskformer_matcher import match_queries_to_targets
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
-_GOLDENS_DIR = _REPO_ROOT / ".." / "shared" / "goldens"
 _GOLDEN_CASES = ("basic", "full_queries", "empty_image")
 _LOSS_KEYS = ("loss_ce", "loss_mask", "loss_dice")
 
 
-def _load_golden(case: str) -> dict[str, Any]:
+def _load_golden(goldens_dir: Path, case: str) -> dict[str, Any]:
   """Loads a criterion golden, converted to our NHWC / gt_valid layout."""
-  path = _GOLDENS_DIR / f"criterion_{case}.npz"
-  if not path.exists():
-    pytest.skip(f"../shared not found: {path} is missing")
-  data = np.load(path)
+  data = np.load(goldens_dir / f"criterion_{case}.npz")
   labels = data["tgt_labels"]
   return {
       "inputs": {
@@ -164,8 +160,9 @@ def _run(inputs: dict[str, np.ndarray], jit: bool = False,
 
 
 @pytest.mark.parametrize("case", _GOLDEN_CASES)
-def test_numpy_reference_reproduces_goldens(case: str) -> None:
-  golden = _load_golden(case)
+def test_numpy_reference_reproduces_goldens(goldens_dir: Path,
+                                           case: str) -> None:
+  golden = _load_golden(goldens_dir, case)
   losses, matched = _reference_criterion(**golden["inputs"],
                                          **golden["weights"])
   for key in _LOSS_KEYS:
@@ -175,8 +172,8 @@ def test_numpy_reference_reproduces_goldens(case: str) -> None:
 
 @pytest.mark.parametrize("case", _GOLDEN_CASES)
 @pytest.mark.parametrize("jit", [False, True])
-def test_reproduces_goldens(case: str, jit: bool) -> None:
-  golden = _load_golden(case)
+def test_reproduces_goldens(goldens_dir: Path, case: str, jit: bool) -> None:
+  golden = _load_golden(goldens_dir, case)
   result = _run(golden["inputs"], jit=jit, **golden["weights"])
   for key in _LOSS_KEYS:
     assert result[key].dtype == np.float32
@@ -186,8 +183,8 @@ def test_reproduces_goldens(case: str, jit: bool) -> None:
                                 golden["matched_query_for_target"])
 
 
-def test_padding_slot_contents_are_ignored() -> None:
-  golden = _load_golden("basic")
+def test_padding_slot_contents_are_ignored(goldens_dir: Path) -> None:
+  golden = _load_golden(goldens_dir, "basic")
   inputs = dict(golden["inputs"])
   rng = np.random.default_rng(0)
   padding = ~inputs["gt_valid"]
@@ -203,8 +200,8 @@ def test_padding_slot_contents_are_ignored() -> None:
                                 golden["matched_query_for_target"])
 
 
-def test_padded_pixels_do_not_change_losses() -> None:
-  golden = _load_golden("basic")
+def test_padded_pixels_do_not_change_losses(goldens_dir: Path) -> None:
+  golden = _load_golden(goldens_dir, "basic")
   unpadded = golden["inputs"]
   batch, height, width, _ = unpadded["mask_logits"].shape
   pad = [[0, 0], [0, 5], [0, 3], [0, 0]]
@@ -262,8 +259,8 @@ def test_image_without_targets() -> None:
   np.testing.assert_array_equal(result["matched"], [[-1, -1]])
 
 
-def test_gradients_flow_and_are_finite() -> None:
-  golden = _load_golden("basic")
+def test_gradients_flow_and_are_finite(goldens_dir: Path) -> None:
+  golden = _load_golden(goldens_dir, "basic")
   tensors = {
       key: tf.constant(value) for key, value in golden["inputs"].items()
   }
@@ -293,8 +290,8 @@ def test_gradients_flow_and_are_finite() -> None:
         np.flatnonzero(has_grad), np.sort(matched[b][matched[b] >= 0]))
 
 
-def test_bfloat16_inputs_give_float32_outputs() -> None:
-  golden = _load_golden("basic")
+def test_bfloat16_inputs_give_float32_outputs(goldens_dir: Path) -> None:
+  golden = _load_golden(goldens_dir, "basic")
   inputs = {
       key: tf.constant(value) for key, value in golden["inputs"].items()
   }
@@ -361,20 +358,18 @@ _RES_CASES = ("case_128_q20_k8", "case_96_q10_k12")
 _RES_OUTPUTS = (("", ""), ("aux_0_", "_0"), ("aux_1_", "_1"))
 
 
-def _load_res_golden(case: str) -> Any:
-  path = _GOLDENS_DIR / "criterion_res" / f"{case}.npz"
-  if not path.exists():
-    pytest.skip(f"../shared not found: {path} is missing")
-  return np.load(path)
+def _load_res_golden(goldens_dir: Path, case: str) -> Any:
+  return np.load(goldens_dir / "criterion_res" / f"{case}.npz")
 
 
 @pytest.mark.parametrize("case", _RES_CASES)
 @pytest.mark.parametrize("static_shapes,jit", [(False, False), (True, False),
                                                (True, True)])
-def test_full_resolution_targets_reproduce_goldens(case: str,
+def test_full_resolution_targets_reproduce_goldens(goldens_dir: Path,
+                                                   case: str,
                                                    static_shapes: bool,
                                                    jit: bool) -> None:
-  golden = _load_res_golden(case)
+  golden = _load_res_golden(goldens_dir, case)
   gt_classes = golden["tgt_labels"][np.newaxis].astype(np.int32)
   targets = {
       "gt_classes": gt_classes,
@@ -490,12 +485,11 @@ def test_slot_map_targets_equal_dense_masks(static_shapes: bool,
     np.testing.assert_allclose(result[key], expected[key], rtol=1e-6)
 
 
-def test_reproduces_the_original_model_criterion_on_real_targets() -> None:
+def test_reproduces_the_original_model_criterion_on_real_targets(
+    reference_forward_dir: Path) -> None:
   """The original model's outputs and a real COCO image's 17 segments
   (`goldens/reference_forward`: predictions 32², targets 128²)."""
-  directory = _GOLDENS_DIR / "reference_forward"
-  if not (directory / "criterion.npz").exists():
-    pytest.skip(f"../shared not found: {directory} is missing")
+  directory = reference_forward_dir
   forward = np.load(directory / "forward.npz")
   criterion = np.load(directory / "criterion.npz")
   labels = criterion["target_labels"][np.newaxis].astype(np.int32)
