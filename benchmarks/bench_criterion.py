@@ -52,7 +52,7 @@ import tensorflow as tf
 
 from official.core import exp_factory
 from official.core import task_factory
-from trainer_module import registry_imports  # pylint: disable=unused-import
+from trainer_module import registry_imports
 from trainer_module import xla_buffers
 from trainer_module.dataloaders import maskformer_input
 from trainer_module.dataloaders import synthetic_examples

@@ -61,13 +61,13 @@ def _parse_args() -> argparse.Namespace:
 
 def _compile_step(args: argparse.Namespace, batch: int) -> Dict[str, Any]:
   """Compiles the train step in this process (XLA_FLAGS set by the parent)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from official.core import exp_factory  # pylint: disable=g-import-not-at-top
-  from official.core import task_factory  # pylint: disable=g-import-not-at-top
-  from official.modeling import performance  # pylint: disable=g-import-not-at-top
-  from trainer_module import registry_imports  # pylint: disable=g-import-not-at-top,unused-import
+  import tensorflow as tf
+  from official.core import exp_factory
+  from official.core import task_factory
+  from official.modeling import performance
+  from trainer_module import registry_imports
   sys.path.insert(0, str(pathlib.Path(__file__).parent))
-  import bench_train_step  # pylint: disable=g-import-not-at-top
+  import bench_train_step
 
   config = exp_factory.get_exp_config(args.experiment)
   if config.runtime.mixed_precision_dtype:  # As TFMG's train_lib.
@@ -75,7 +75,7 @@ def _compile_step(args: argparse.Namespace, batch: int) -> Dict[str, Any]:
         config.runtime.mixed_precision_dtype)
   task = task_factory.get_task(config.task)
   size = config.task.model.input_size[0]
-  inputs = bench_train_step._synthetic_batch(  # pylint: disable=protected-access
+  inputs = bench_train_step._synthetic_batch(
       batch, size, config.task.train_data.num_segment_slots, args.segments,
       seed=0)
   model = task.build_model()

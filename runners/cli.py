@@ -25,15 +25,15 @@ from runners import tf_startup
 
 # Whatever of these imports TensorFlow: its C++ start-up lines are dropped.
 with tf_startup.startup_lines_filtered():
-  from runners import vertex_runner  # pylint: disable=g-import-not-at-top
-  from runners.vertex_rehearsal import cli as vertex_rehearsal_cli  # pylint: disable=g-import-not-at-top
-  from tfx_pipeline import cli_args  # pylint: disable=g-import-not-at-top
-  from tfx_pipeline import config as pipeline_config  # pylint: disable=g-import-not-at-top
-  from tfx_pipeline import import_weights  # pylint: disable=g-import-not-at-top
-  from tfx_pipeline import evaluate_coco  # pylint: disable=g-import-not-at-top
-  from tfx_pipeline import predict  # pylint: disable=g-import-not-at-top
-  from tfx_pipeline import report  # pylint: disable=g-import-not-at-top
-  from tfx_pipeline import spans  # pylint: disable=g-import-not-at-top
+  from runners import vertex_runner
+  from runners.vertex_rehearsal import cli as vertex_rehearsal_cli
+  from tfx_pipeline import cli_args
+  from tfx_pipeline import config as pipeline_config
+  from tfx_pipeline import import_weights
+  from tfx_pipeline import evaluate_coco
+  from tfx_pipeline import predict
+  from tfx_pipeline import report
+  from tfx_pipeline import spans
 
 DEFAULT_OUTPUTS = pathlib.Path('outputs')
 DEFAULT_PIPELINE_ROOT = DEFAULT_OUTPUTS / 'pipeline'
@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _make_sample(args: argparse.Namespace) -> int:
-  from tfx_pipeline import sample_data  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline import sample_data
   record_dir = sample_data.make_sample_tfrecords(
       args.output, args.num_train, args.num_val, args.image_size, args.seed)
   print(f'COCO panoptic sample: {args.output / "coco"}')
@@ -196,7 +196,7 @@ def _make_sample(args: argparse.Namespace) -> int:
 
 def default_sample(sample_dir: pathlib.Path = DEFAULT_SAMPLE_DIR) -> pathlib.Path:
   """The default sample's TFRecord directory, generated on first use."""
-  from tfx_pipeline import sample_data  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline import sample_data
   settings = {'num_train': 64, 'num_val': 16, 'image_size': 128, 'seed': 0}
   marker = sample_dir / SAMPLE_MARKER
   if marker.exists() and json.loads(marker.read_text()) == settings:
@@ -223,7 +223,7 @@ def _pipeline_config(args: argparse.Namespace, data_root: str,
           'init_checkpoint')
   }
   if getattr(args, 'config_files', None) or getattr(args, 'params_override', ''):
-    from tfx_pipeline import experiment_overrides  # pylint: disable=g-import-not-at-top
+    from tfx_pipeline import experiment_overrides
     # --config-file(s), then --params-override, as one JSON override checked
     # against the experiment (an error names the file and the key), so that
     # the Trainer reads no local file.
@@ -246,7 +246,7 @@ def _pipeline_config(args: argparse.Namespace, data_root: str,
 
 def _run(args: argparse.Namespace) -> int:
   """Runs the pipeline holding its root (one run per pipeline root)."""
-  from tfx_pipeline import run_lock  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline import run_lock
 
   pipeline_root = os.path.abspath(args.pipeline_root)
   run_id = datetime.datetime.now().isoformat()
@@ -261,8 +261,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_holding_root(args: argparse.Namespace, pipeline_root: str,
                       run_id: str) -> int:
-  from tfx_pipeline import run_output  # pylint: disable=g-import-not-at-top
-  from tfx_pipeline.report import mlmd_run  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline import run_output
+  from tfx_pipeline.report import mlmd_run
 
   log_path = mlmd_run.log_path(pipeline_root, run_id)
   report_line = None
@@ -283,17 +283,17 @@ def _run_holding_root(args: argparse.Namespace, pipeline_root: str,
     with run_output.logs_to_file(log_path) as progress:
       # A damaged or unwritable ML Metadata store, like a damaged input
       # file, stops the run here, named, before any component starts.
-      from tfx_pipeline import metadata_check  # pylint: disable=g-import-not-at-top
+      from tfx_pipeline import metadata_check
       metadata_check.check_sqlite_store(
           os.path.join(pipeline_root, 'metadata.sqlite'))
       if not args.skip_input_check:
         # The input check's error is logged; one paragraph is printed.
-        from tfx_pipeline import input_files  # pylint: disable=g-import-not-at-top
+        from tfx_pipeline import input_files
         input_files.check_split_files(data_root, patterns)
       try:
         config = _pipeline_config(args, data_root, pipeline_root, span)
-        from runners import local_runner  # pylint: disable=g-import-not-at-top
-        from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
+        from runners import local_runner
+        from tfx_pipeline import run_summary
         local_runner.run(config, run_id)
         store = local_runner.metadata_store(config)
         summary = (run_summary.describe_span(progress.outputs, store)
@@ -309,7 +309,7 @@ def _run_holding_root(args: argparse.Namespace, pipeline_root: str,
     # Found before any component or log: nothing ran.
     print(f'maskformer-tfx {args.command} stopped: {error}', file=sys.stderr)
     return 1
-  except Exception as error:  # pylint: disable=broad-except
+  except Exception as error:
     print(f'\nThe pipeline run failed: {_one_paragraph(error)}\n'
           f'Full log: {log_path}', file=sys.stderr)
     if report_line:
@@ -331,7 +331,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # lines filtered out, before the subcommand prints anything.
     tf_startup.import_tensorflow()
     return args.handler(args)
-  except Exception as error:  # pylint: disable=broad-except
+  except Exception as error:
     print(f'maskformer-tfx {args.command} failed: {_one_paragraph(error)}',
           file=sys.stderr)
     return 1

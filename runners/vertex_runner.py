@@ -133,13 +133,11 @@ def compile_pipeline(settings: VertexSettings, output_file: str,
       file is removed).
   """
   validation.validate(settings)
-  # pylint: disable=g-import-not-at-top
   from tfx import v1 as tfx
-  from trainer_module import registry_imports  # pylint: disable=unused-import
+  from trainer_module import registry_imports
   from tfx_pipeline.pipeline import create_pipeline
   from tfx_pipeline.report import exit_handler
   from tfx_pipeline.report import page
-  # pylint: enable=g-import-not-at-top
   try:
     experiment_overrides.check_against_experiment(
         settings.experiment, experiment_overrides.sources(
@@ -181,7 +179,7 @@ def compile_pipeline(settings: VertexSettings, output_file: str,
 
 def submit_pipeline(settings: VertexSettings, compiled_file: str) -> Any:
   """Creates and submits a Vertex AI PipelineJob; returns it (not waited on)."""
-  from google.cloud import aiplatform  # pylint: disable=g-import-not-at-top
+  from google.cloud import aiplatform
   job = aiplatform.PipelineJob(
       display_name=settings.pipeline_name,
       template_path=compiled_file,

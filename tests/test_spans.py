@@ -33,7 +33,7 @@ def _examples_read(root: pathlib.Path):
   span = artifact.custom_properties['span'].int_value
   statistics_uri = latest_execution_artifacts(root, 'StatisticsGen')[
       'output:statistics'][0]
-  from tfx_pipeline.report import data_section  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline.report import data_section
   train = data_section.load_statistics(statistics_uri)['train']
   return span, train.num_examples
 

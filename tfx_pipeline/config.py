@@ -99,7 +99,7 @@ class PipelineConfig:
   vertex_registry: Optional[Dict[str, Any]] = None
 
   def __post_init__(self):
-    from tfx_pipeline import spans  # pylint: disable=g-import-not-at-top
+    from tfx_pipeline import spans
     spans.check_patterns(self.train_pattern, self.eval_pattern, self.span)
     if self.output_size is None or self.num_segment_slots is None:
       output_size, num_segment_slots = experiment_transform_sizes(

@@ -96,10 +96,8 @@ def coco_panoptic_quality_of_files(ground_truth: Mapping[str, Any],
                                   ) -> PanopticQualityResult:
   """PQ of COCO panoptic prediction files against the ground truth's."""
   # TF Model Garden (and so TensorFlow) loads here, not on `--help`.
-  # pylint: disable=g-import-not-at-top
   from trainer_module.evaluation import coco_panoptic_quality
   from trainer_module.evaluation import panoptic_quality
-  # pylint: enable=g-import-not-at-top
   categories = ground_truth['categories']
   by_image = {annotation['image_id']: annotation
               for annotation in predictions['annotations']}
@@ -156,7 +154,7 @@ def evaluate_coco(model_dir: PathLike, images_dir: PathLike,
   num_images = len(ground_truth['annotations'])
   writer = prediction_output.PredictionWriter(output_dir, overwrite,
                                               other_results=(PQ_JSON,))
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   saved_model_dir = predict.resolve_saved_model_dir(model_dir)
   progress(f'Model: {saved_model_dir}; {num_images} images.')
   model = tf.saved_model.load(str(saved_model_dir))

@@ -74,7 +74,7 @@ def resolve_saved_model_dir(model_dir: PathLike) -> pathlib.Path:
 
 
 def _record_files(input_path: PathLike) -> List[str]:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   path = str(input_path)
   files = (sorted(str(p) for p in pathlib.Path(path).iterdir() if p.is_file())
            if pathlib.Path(path).is_dir() else sorted(tf.io.gfile.glob(path)))
@@ -106,7 +106,7 @@ def iter_inputs(input_path: PathLike) -> Iterator[InputImage]:
                        problem=problem)
     if images:
       return
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   for file_name in _record_files(input_path):
     compression = 'GZIP' if file_name.endswith('.gz') else ''
     for index, record in enumerate(tf.data.TFRecordDataset(
@@ -150,7 +150,7 @@ def predict_images(model: Any, items: Iterable[InputImage],
   be read, is no decodable JPEG/PNG, or that the model's decoder refuses is
   skipped (`writer.skip`, with the reason); the others are predicted.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   done = 0
   for batch in _batches(iter(items), batch_size):
     readable = []
@@ -183,11 +183,9 @@ def predict_images(model: Any, items: Iterable[InputImage],
 
 def _run_model(model: Any, batch: List[InputImage]) -> Dict[str, Any]:
   """The `serving_default` outputs (numpy) of one batch of images."""
-  # pylint: disable=g-import-not-at-top
   import tensorflow as tf
   from trainer_module.export import IMAGES_INPUT
   from trainer_module.export import SERVING_DEFAULT
-  # pylint: enable=g-import-not-at-top
   outputs = model.signatures[SERVING_DEFAULT](
       **{IMAGES_INPUT: tf.constant([item.encoded for item in batch])})
   return {key: value.numpy() for key, value in outputs.items()}
@@ -213,7 +211,7 @@ def predict(model_dir: PathLike, input_path: PathLike, output_dir: PathLike,
   Returns:
     The summary, with the skipped images and why.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   writer = PredictionWriter(output_dir, overwrite)
   model = tf.saved_model.load(str(resolve_saved_model_dir(model_dir)))
   reporter = None

@@ -150,7 +150,7 @@ def test_a_version_taken_between_the_choice_and_the_rename_is_not_overwritten(
     tmp_path, monkeypatch):
   push_dir = tmp_path / 'pushed_models'
   other = push_dir / '1700000000'
-  choose = pusher._free_version  # pylint: disable=protected-access
+  choose = pusher._free_version
 
   def chosen_then_taken(base, first):
     version = choose(base, first)

@@ -87,7 +87,7 @@ def predict(saved_model: Any, body: Mapping[str, Any],
   Raises:
     RequestError: the body is not a row-format request for the signature.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   signature = saved_model.signatures[signature_name]
   specs = signature.structured_input_signature[1]
   columns = _inputs(body, sorted(specs))

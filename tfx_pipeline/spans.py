@@ -27,7 +27,7 @@ class SpanError(ValueError):
 
 def uses_spans(pattern: str) -> bool:
   """Whether a split pattern names a span ({SPAN} or {SPAN:W})."""
-  from tfx.components.example_gen import utils  # pylint: disable=g-import-not-at-top
+  from tfx.components.example_gen import utils
   return bool(re.search(utils.SPAN_FULL_REGEX, pattern))
 
 
@@ -46,7 +46,7 @@ def check_patterns(train_pattern: str, eval_pattern: str,
   Raises:
     SpanError: naming the flags and the patterns.
   """
-  from tfx.components.example_gen import utils  # pylint: disable=g-import-not-at-top
+  from tfx.components.example_gen import utils
   patterns = (train_pattern, eval_pattern)
   for flag, split in zip(_PATTERN_FLAGS, input_config(*patterns).splits):
     try:
@@ -72,7 +72,7 @@ def check_patterns(train_pattern: str, eval_pattern: str,
 
 def input_config(train_pattern: str, eval_pattern: str):
   """ImportExampleGen's `Input` of the train and eval split patterns."""
-  from tfx.proto import example_gen_pb2  # pylint: disable=g-import-not-at-top
+  from tfx.proto import example_gen_pb2
   return example_gen_pb2.Input(splits=[
       example_gen_pb2.Input.Split(name='train', pattern=train_pattern),
       example_gen_pb2.Input.Split(name='eval', pattern=eval_pattern),
@@ -83,7 +83,7 @@ def range_config(span: Optional[int]):
   """ImportExampleGen's static range of one span; None: the latest span."""
   if span is None:
     return None
-  from tfx.proto import range_config_pb2  # pylint: disable=g-import-not-at-top
+  from tfx.proto import range_config_pb2
   return range_config_pb2.RangeConfig(
       static_range=range_config_pb2.StaticRange(start_span_number=span,
                                                 end_span_number=span))
@@ -93,7 +93,7 @@ def _span_of(data_root: str, split, span: Optional[int]
              ) -> Tuple[Optional[int], str]:
   """(the span ImportExampleGen picks for one split, its pattern with the
   span filled in); (None, '') when the pattern matches no such span."""
-  from tfx.components.example_gen import utils  # pylint: disable=g-import-not-at-top
+  from tfx.components.example_gen import utils
   split = copy.deepcopy(split)
   try:
     _, selected, _ = utils.calculate_splits_fingerprint_span_and_version(

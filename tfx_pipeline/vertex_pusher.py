@@ -73,7 +73,7 @@ def registry_config(project: str, region: str, display_name: str,
 
 
 def _aiplatform():
-  from google.cloud import aiplatform  # pylint: disable=g-import-not-at-top
+  from google.cloud import aiplatform
   return aiplatform
 
 

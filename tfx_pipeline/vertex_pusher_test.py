@@ -71,7 +71,7 @@ class _FakeModel:
     deployed_id = str(len(self.fake.calls) + 100)
     self.fake.calls.append(('deploy', self.versioned_resource_name,
                             traffic_percentage))
-    endpoint.traffic_split = aiplatform.Endpoint._allocate_traffic(  # pylint: disable=protected-access
+    endpoint.traffic_split = aiplatform.Endpoint._allocate_traffic(
         endpoint.traffic_split, traffic_percentage)
     endpoint.traffic_split[deployed_id] = endpoint.traffic_split.pop('0')
     endpoint.deployed[deployed_id] = self.versioned_resource_name
@@ -89,7 +89,7 @@ class _FakeAiplatform:
 
     class Model:
       @staticmethod
-      def list(filter, order_by):  # pylint: disable=redefined-builtin
+      def list(filter, order_by):
         _check_call(aiplatform.Model.list, filter=filter, order_by=order_by)
         name = filter.split('"')[1]
         return fake.models.get(name, [])[:1]
@@ -110,7 +110,7 @@ class _FakeAiplatform:
 
     class Endpoint:
       @staticmethod
-      def list(filter):  # pylint: disable=redefined-builtin
+      def list(filter):
         _check_call(aiplatform.Endpoint.list, filter=filter)
         name = filter.split('"')[1]
         return [e for e in fake.endpoints if e.display_name == name]

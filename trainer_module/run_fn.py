@@ -60,7 +60,7 @@ from official.modeling import hyperparams
 from official.modeling import performance
 from trainer_module import export
 from trainer_module import progress
-from trainer_module import registry_imports  # pylint: disable=unused-import
+from trainer_module import registry_imports
 from trainer_module import run_checkpoints
 from trainer_module.configs import experiment_names
 from trainer_module.tasks import init_checkpoint as init_checkpoint_lib
@@ -97,7 +97,7 @@ def records_are_transformed(patterns: Sequence[str],
 
 def _transform_sizes(transform_output_dir: str) -> Dict[str, int]:
   """S and N of the transform graph in `transform_output_dir`."""
-  import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
+  import tensorflow_transform as tft
   spec = tft.TFTransformOutput(transform_output_dir).transformed_feature_spec()
   # S is the row count of the label maps (the image is one string).
   return {'output_size': int(spec['segment_map'].shape[0]),

@@ -86,7 +86,7 @@ class _Model:
     if traffic and traffic_percentage < 100:
       # The SDK scales the others' shares (Endpoint._allocate_traffic).
       from google.cloud import aiplatform
-      traffic = aiplatform.Endpoint._allocate_traffic(  # pylint: disable=protected-access
+      traffic = aiplatform.Endpoint._allocate_traffic(
           endpoint.traffic(), traffic_percentage)
     else:
       traffic['0'] = traffic_percentage
@@ -146,7 +146,7 @@ class FakeAiplatform:
     class Model:
 
       @staticmethod
-      def list(filter: str, order_by: str = '') -> List[_Model]:  # pylint: disable=redefined-builtin
+      def list(filter: str, order_by: str = '') -> List[_Model]:
         del order_by
         name = filter.split('"')[1]
         for number, request in enumerate(captured('upload_model'), start=1):
@@ -191,7 +191,7 @@ class FakeAiplatform:
     class Endpoint:
 
       @staticmethod
-      def list(filter: str) -> List[_Endpoint]:  # pylint: disable=redefined-builtin
+      def list(filter: str) -> List[_Endpoint]:
         name = filter.split('"')[1]
         for number, request in enumerate(captured('create_endpoint'),
                                          start=1):

@@ -34,7 +34,7 @@ def _deployed_model_dir(requests_dir: str) -> Optional[str]:
 
 
 def _first_eval_image(job_root: str) -> bytes:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   files = sorted(glob.glob(os.path.join(
       job_root, 'ImportExampleGen_*', 'examples', 'Split-eval', '*')))
   record = next(iter(tf.data.TFRecordDataset(files, compression_type='GZIP')))
@@ -47,13 +47,11 @@ def answer(requests_dir: str, job_root: str) -> List[str]:
   model_dir = _deployed_model_dir(requests_dir)
   if model_dir is None:
     return []
-  # pylint: disable=g-import-not-at-top
   import numpy as np
   from PIL import Image
   import tensorflow as tf
   from schemas.coco_panoptic_png import decode_segment_ids
   from tfx_pipeline import serving_rest
-  # pylint: enable=g-import-not-at-top
   body = {'instances': [{'b64': base64.b64encode(
       _first_eval_image(job_root)).decode('ascii')}]}
   [prediction] = serving_rest.predict(tf.saved_model.load(model_dir),

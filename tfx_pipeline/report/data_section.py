@@ -14,13 +14,11 @@ from tfx_pipeline.report import run_record
 
 def load_statistics(statistics_uri: str) -> Dict[str, Any]:
   """{split: DatasetFeatureStatistics} of a StatisticsGen artifact."""
-  # pylint: disable=g-import-not-at-top
   import tensorflow as tf
   from tensorflow_metadata.proto.v0 import statistics_pb2
   from tfx_pipeline import data_validation
-  # pylint: enable=g-import-not-at-top
   statistics = {}
-  for split, directory in data_validation._split_dirs(statistics_uri):  # pylint: disable=protected-access
+  for split, directory in data_validation._split_dirs(statistics_uri):
     with tf.io.gfile.GFile(os.path.join(directory, 'FeatureStats.pb'),
                            'rb') as f:
       statistics_list = statistics_pb2.DatasetFeatureStatisticsList.FromString(
@@ -73,7 +71,7 @@ def _feature_summary(feature: Any) -> str:
 
 def _statistics_table(statistics: Mapping[str, Any]) -> str:
   """Features × splits: presence, values per example and a summary."""
-  from tensorflow_metadata.proto.v0 import statistics_pb2  # pylint: disable=g-import-not-at-top
+  from tensorflow_metadata.proto.v0 import statistics_pb2
   splits = _ordered_splits(list(statistics))
   by_split = {split: {_feature_name(f): f for f in statistics[split].features}
               for split in splits}
@@ -112,7 +110,7 @@ def _statistics_table(statistics: Mapping[str, Any]) -> str:
 
 def _histograms_chart(statistics: Mapping[str, Any]) -> str:
   """Histograms of the numeric features, the splits overlaid."""
-  from tensorflow_metadata.proto.v0 import statistics_pb2  # pylint: disable=g-import-not-at-top
+  from tensorflow_metadata.proto.v0 import statistics_pb2
   standard = statistics_pb2.Histogram.STANDARD
   splits = _ordered_splits(list(statistics))
   numeric: Dict[str, Dict[str, Any]] = {}
@@ -164,7 +162,7 @@ def _statistics_html(run: run_record.PipelineRun) -> str:
 
 def _schema_rows(schema: Any) -> List[List[str]]:
   """Name, type, presence, shape/value count and domain of each feature."""
-  from tensorflow_metadata.proto.v0 import schema_pb2  # pylint: disable=g-import-not-at-top
+  from tensorflow_metadata.proto.v0 import schema_pb2
   rows = []
   for feature in schema.feature:
     presence = feature.presence
@@ -201,11 +199,9 @@ def _schema_rows(schema: Any) -> List[List[str]]:
 
 def load_schema(schema_uri: str) -> Any:
   """The Schema proto of a Schema artifact."""
-  # pylint: disable=g-import-not-at-top
   from google.protobuf import text_format
   import tensorflow as tf
   from tensorflow_metadata.proto.v0 import schema_pb2
-  # pylint: enable=g-import-not-at-top
   with tf.io.gfile.GFile(os.path.join(schema_uri, 'schema.pbtxt'), 'r') as f:
     return text_format.Parse(f.read(), schema_pb2.Schema())
 
@@ -219,7 +215,7 @@ def _schema_html(run: run_record.PipelineRun) -> str:
 
 
 def _anomalies_html(run: run_record.PipelineRun) -> str:
-  from tfx_pipeline import data_validation  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline import data_validation
   anomalies = run.output('ExampleValidator', 'anomalies')
   statistics = run.output('StatisticsGen', 'statistics')
   schema = run.output('ImportSchemaGen', 'schema')

@@ -14,13 +14,13 @@ from tfx_pipeline.report import run_record
 
 
 def _decode(feature: Any, channels: int) -> np.ndarray:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   return tf.io.decode_image(feature.bytes_list.value[0], channels=channels,
                             expand_animations=False).numpy()
 
 
 def _eval_records(examples_uri: str, count: int) -> List[bytes]:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, 'Split-eval',
                                                '*')))
   if not files:
@@ -39,11 +39,9 @@ def _legend(category_ids: Sequence[int], names: Mapping[int, str],
 
 
 def _examples_html(run: run_record.PipelineRun, num_examples: int) -> str:
-  # pylint: disable=g-import-not-at-top
   import tensorflow as tf
   from tfx.utils import path_utils
   from trainer_module import export
-  # pylint: enable=g-import-not-at-top
   model = run.output('Trainer', 'model')
   examples = run.output('ImportExampleGen', 'examples')
   serving_dir = path_utils.serving_model_path(model.uri)

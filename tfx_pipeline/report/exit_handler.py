@@ -35,7 +35,7 @@ RUN_PAGE_FILE = 'run_page.txt'
 
 
 @tfx.orchestration.experimental.exit_handler
-def ReviewReportOnExit(  # pylint: disable=invalid-name
+def ReviewReportOnExit(
     final_status: tfx.dsl.components.Parameter[str],
     pipeline_root: tfx.dsl.components.Parameter[str],
     pipeline_name: tfx.dsl.components.Parameter[str],

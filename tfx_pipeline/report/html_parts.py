@@ -39,7 +39,7 @@ def subsection(title: str, build: Callable[[], str]) -> str:
     body = build()
   except run_record.Unavailable as reason:
     body = unavailable(str(reason))
-  except Exception as error:  # pylint: disable=broad-except
+  except Exception as error:
     logging.exception('Report: %s could not be built.', title)
     body = unavailable(f'reading it failed: {type(error).__name__}: {error}')
   return f'<h3>{e(title)}</h3>\n{body}'
@@ -59,7 +59,7 @@ def figure_html(figure: Any, alt: str) -> str:
 
 def new_figure(width: float, height: float) -> Any:
   """A matplotlib Figure that does not touch pyplot's global state."""
-  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  from matplotlib.figure import Figure
   return Figure(figsize=(width, height), layout='constrained')
 
 
@@ -79,7 +79,7 @@ def table_caption(text: str) -> str:
 
 
 def png_img(array: np.ndarray, alt: str) -> str:
-  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from PIL import Image
   buffer = io.BytesIO()
   Image.fromarray(array).save(buffer, format='PNG')
   return (f'<img class="example" alt="{e(alt)}" '

@@ -80,7 +80,7 @@ def report_after_run(pipeline_root: str, run_id: str) -> str:
               'component).')
     path = (report_artifact_page(mlmd_run.load_run(pipeline_root, run_id)) or
             write_report(pipeline_root, run_id))
-  except Exception as error:  # pylint: disable=broad-except
+  except Exception as error:
     logging.exception('The review report could not be written.')
     return f'Review report: not written ({type(error).__name__}: {error})'
   return f'Review report: {path}'

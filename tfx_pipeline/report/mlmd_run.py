@@ -36,10 +36,8 @@ def log_path(pipeline_root: str, run_id: str) -> str:
 
 def _metadata_store(metadata_path: str) -> Any:
   """A read-only MetadataStore on a SQLite ML Metadata file."""
-  # pylint: disable=g-import-not-at-top
   from ml_metadata.metadata_store import metadata_store
   from ml_metadata.proto import metadata_store_pb2
-  # pylint: enable=g-import-not-at-top
   if not os.path.isfile(metadata_path):
     raise run_record.ReportError(
         f'No ML Metadata at {metadata_path}: is this a pipeline root of '
@@ -70,7 +68,7 @@ def load_run(pipeline_root: str, run_id: Optional[str] = None) -> run_record.Pip
   Raises:
     ReportError: no ML Metadata, no run, or no run `run_id`.
   """
-  from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
+  from ml_metadata.proto import metadata_store_pb2
   event_types = metadata_store_pb2.Event
   store = _metadata_store(os.path.join(pipeline_root, METADATA_FILE))
   runs = store.get_contexts_by_type(PIPELINE_RUN_CONTEXT)

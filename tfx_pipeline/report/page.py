@@ -131,7 +131,7 @@ def build_report_html(run: run_record.PipelineRun,
 
 def write_page(page: str, output: str) -> str:
   """Writes an HTML page (local or gs:// path); returns `output`."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   tf.io.gfile.makedirs(os.path.dirname(output))
   with tf.io.gfile.GFile(output, 'w') as f:
     f.write(page)

@@ -34,7 +34,7 @@ def _flatten(config: Any, prefix: str = '') -> Dict[str, Any]:
 
 
 def _hyperparameters_html(run: run_record.PipelineRun) -> str:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   trainer = run.nodes.get('Trainer')
   if trainer is None:
     raise run_record.Unavailable(run.why_missing('Trainer'))
@@ -54,7 +54,7 @@ def _hyperparameters_html(run: run_record.PipelineRun) -> str:
   params_path = (os.path.join(model_run[0].uri, 'params.yaml') if model_run
                  else None)
   if params_path and tf.io.gfile.exists(params_path):
-    import yaml  # pylint: disable=g-import-not-at-top
+    import yaml
     with tf.io.gfile.GFile(params_path, 'r') as f:
       text = f.read()
     flat = _flatten(yaml.safe_load(text) or {})

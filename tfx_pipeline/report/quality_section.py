@@ -17,15 +17,13 @@ _EXAMPLE_COUNT = 'example_count'
 def _eval_config(run: run_record.PipelineRun) -> Any:
   """The EvalConfig the evaluation was computed with: TFMA writes it into
   the evaluation artifact; else the Evaluator's exec property."""
-  # pylint: disable=g-import-not-at-top
   from google.protobuf import json_format
   import tensorflow_model_analysis as tfma
   from tensorflow_model_analysis.writers import eval_config_writer
-  # pylint: enable=g-import-not-at-top
   evaluation = run.output('Evaluator', 'evaluation')
   try:
     return eval_config_writer.load_eval_run(evaluation.uri)[0]
-  except Exception:  # pylint: disable=broad-except
+  except Exception:
     pass  # Older layouts: the execution's property below.
   text = run.node('Evaluator').exec_properties.get('eval_config')
   if not text:
@@ -37,7 +35,7 @@ def _eval_config(run: run_record.PipelineRun) -> Any:
 
 def describe_threshold(name: str, threshold: Any) -> List[str]:
   """A TFMA MetricThreshold on metric `name`, in words (one line per bound)."""
-  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
+  import tensorflow_model_analysis as tfma
   lines = []
   if threshold.HasField('value_threshold'):
     value = threshold.value_threshold
@@ -81,7 +79,7 @@ def threshold_lines(eval_config: Any) -> List[str]:
 
 def _validation_failures(evaluation_uri: str) -> List[str]:
   """The failed threshold checks of an evaluation, in words."""
-  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
+  import tensorflow_model_analysis as tfma
   result = tfma.load_validation_result(evaluation_uri)
   lines = []
   for per_slice in result.metric_validations_per_slice:
@@ -137,7 +135,7 @@ def per_class_pq(metric_values: Mapping[str, float]
                  ) -> List[Tuple[str, bool, float]]:
   """(category name, is thing, PQ) of the `pq_class_<id>` metrics, highest
   PQ first (ties by name)."""
-  from schemas import load_categories  # pylint: disable=g-import-not-at-top
+  from schemas import load_categories
   categories = {int(c['id']): c for c in load_categories()}
   rows = []
   for key, value in metric_values.items():
@@ -182,7 +180,7 @@ def _per_class_chart(candidate: Mapping[str, float]) -> str:
 
 
 def _quality_html(run: run_record.PipelineRun) -> str:
-  from tfx_pipeline import run_summary  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline import run_summary
   evaluation = run.output('Evaluator', 'evaluation')
   by_model = run_summary.metric_values_by_model(evaluation.uri)
   candidate = by_model.get('candidate', by_model.get(''))

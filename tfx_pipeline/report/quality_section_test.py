@@ -91,11 +91,11 @@ def test_gate_names_the_registry_version_and_endpoint(tmp_path,
                       lambda run: evaluation.eval_config(0.3))
   version = 'projects/p/locations/us-central1/models/7@3'
   endpoint = 'projects/p/locations/us-central1/endpoints/2'
-  text = ''.join(_TextParser.of(quality_section._gate_html(  # pylint: disable=protected-access
+  text = ''.join(_TextParser.of(quality_section._gate_html(
       _run_with_push(tmp_path, {'pushed': 1, 'pushed_destination': version,
                                 'vertex_endpoint': endpoint}))))
   assert f'Pushed to {version}, deployed to endpoint {endpoint}.' in text
-  text = ''.join(_TextParser.of(quality_section._gate_html(  # pylint: disable=protected-access
+  text = ''.join(_TextParser.of(quality_section._gate_html(
       _run_with_push(tmp_path, {'pushed': 0,
                                 'already_pushed_as': version}))))
   assert f'nothing pushed, this model was already pushed as {version}.' in (

@@ -27,7 +27,7 @@ def read_scalar_summaries(log_dir: str) -> ScalarSeries:
   Reads TF2 scalar summaries (rank-0 tensors) and TF1 `simple_value`s; at a
   repeated step the latest event wins.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   latest: Dict[Tuple[str, str, int], Tuple[float, float]] = {}
   for directory, _, files in tf.io.gfile.walk(log_dir):
     subdir = os.path.relpath(directory, log_dir)
@@ -117,7 +117,7 @@ def _training_charts(series: ScalarSeries) -> str:
 
 
 def _training_html(run: run_record.PipelineRun) -> str:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   model_run = run.output('Trainer', 'model_run')
   if not tf.io.gfile.isdir(model_run.uri):
     raise run_record.Unavailable(f'{model_run.uri} does not exist')

@@ -57,10 +57,8 @@ def parse_final_status(text: str) -> FinalStatus:
   Raises:
     run_record.ReportError: not such a JSON object.
   """
-  # pylint: disable=g-import-not-at-top
   from google.protobuf import json_format
   from kfp.pipeline_spec import pipeline_spec_pb2
-  # pylint: enable=g-import-not-at-top
   status = pipeline_spec_pb2.PipelineTaskFinalStatus()
   try:
     json_format.Parse(text, status, ignore_unknown_fields=True)
@@ -97,7 +95,7 @@ def find_job_root(pipeline_root: str, job_id: str) -> str:
   Raises:
     run_record.ReportError: no such directory.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   pattern = f'{pipeline_root.rstrip("/")}/*/{job_id}'
   found = sorted(tf.io.gfile.glob(pattern))
   if not found:
@@ -109,7 +107,7 @@ def find_job_root(pipeline_root: str, job_id: str) -> str:
 
 def task_dirs(job_root: str) -> Dict[str, str]:
   """{task name: its directory} of every task directory of the job."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   dirs = {}
   for name in sorted(tf.io.gfile.listdir(job_root)):
     name = name.rstrip('/')
@@ -128,8 +126,8 @@ def _outputs(task_dir: str, node_id: str
              ) -> Optional[Dict[str, List[run_record.ArtifactRecord]]]:
   """The task's output artifacts from its executor output (None: the task
   did not finish)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tfx_pipeline.report import component  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  from tfx_pipeline.report import component
   path = os.path.join(task_dir, EXECUTOR_OUTPUT_FILE)
   if not tf.io.gfile.exists(path):
     return None
@@ -194,7 +192,7 @@ def load_run(pipeline_root: str, status: FinalStatus, pipeline_name: str,
 def report_page(job_root: str, report_node: str, output_key: str,
                 page_file: str) -> Optional[str]:
   """The page the ReviewReport task of the job wrote, if it did."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   task_dir = task_dirs(job_root).get(report_node)
   if task_dir is None:
     return None

@@ -12,7 +12,7 @@ from trainer_module.checkpoints import detectron2_config
 from trainer_module.checkpoints import detectron2_mapping
 from trainer_module.checkpoints import detectron2_pickle
 # Builds layers in float32 whatever the global (training) policy.
-from trainer_module.export import _float32_policy as float32_policy  # pylint: disable=protected-access
+from trainer_module.export import _float32_policy as float32_policy
 from trainer_module.modeling import factory
 from trainer_module.modeling.backbones import detectron2_resnet
 

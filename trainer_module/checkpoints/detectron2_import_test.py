@@ -73,9 +73,9 @@ def test_tf_same_padding_would_not_match(reference, forward):
   converted = converter.convert_maskformer(
       str(reference / 'weights.pkl'), str(reference / 'config.yaml'), 128)
   stem = converted.model.backbone.stem
-  stem._padding = 0  # pylint: disable=protected-access
+  stem._padding = 0
   stem.conv.padding = 'same'
-  stem.conv._tf_data_format = None  # pylint: disable=protected-access
+  stem.conv._tf_data_format = None
   rows, _ = differential.compare(converted.model, forward)
   res2 = next(row for row in rows if row.name == 'res2')
   assert not res2.passes()
@@ -90,7 +90,7 @@ def test_leftover_tensors_and_unset_variables_are_named(reference):
   settings = detectron2_config.settings_from_config(
       detectron2_config.load_config(str(reference / 'config.yaml')), 128)
   with converter.float32_policy():
-    from trainer_module.modeling import factory  # pylint: disable=g-import-not-at-top
+    from trainer_module.modeling import factory
     model = factory.build_maskformer_model(settings.model)
     model(tf.zeros([1, 128, 128, 3]))
   with pytest.raises(CheckpointError) as error:
@@ -198,7 +198,7 @@ def test_imagenet_backbone_pkl_converts_backbone_only(reference, forward,
   backbone, ignored = converter.convert_backbone(
       str(path), str(reference / 'config.yaml'), 128)
   assert sorted(ignored) == ['stem.fc.bias', 'stem.fc.weight']
-  from trainer_module import raw_outputs  # pylint: disable=g-import-not-at-top
+  from trainer_module import raw_outputs
   features = backbone(raw_outputs.normalize_uint8(
       forward['image_rgb'][None], differential.PIXEL_MEAN,
       differential.PIXEL_STD))

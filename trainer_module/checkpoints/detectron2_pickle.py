@@ -108,7 +108,7 @@ def load_detectron2_pickle(path: str) -> Dict[str, np.ndarray]:
         'on this machine). Only numpy arrays, dtypes and scalars, dicts, '
         'lists, tuples, strings, bytes, numbers, booleans and None are '
         'loaded.') from None
-  except Exception as error:  # pylint: disable=broad-except
+  except Exception as error:
     raise CheckpointError(
         f'{path}: not a detectron2 .pkl checkpoint (unpickling failed: '
         f'{type(error).__name__}: {error}). A PyTorch .pth file must first be '

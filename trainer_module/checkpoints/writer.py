@@ -19,7 +19,7 @@ from official.core import exp_factory
 from official.core import train_utils
 from trainer_module import export
 from trainer_module import raw_outputs
-from trainer_module import registry_imports  # pylint: disable=unused-import
+from trainer_module import registry_imports
 from trainer_module.checkpoints import converter
 from trainer_module.checkpoints import detectron2_config
 from trainer_module.checkpoints import detectron2_mapping

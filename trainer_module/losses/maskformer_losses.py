@@ -41,7 +41,7 @@ returned here by anything else); metrics should report the unscaled values.
 from typing import Mapping, Optional, Tuple
 
 import tensorflow as tf
-from tensorflow.python.ops import control_flow_util  # pylint: disable=g-direct-tensorflow-import
+from tensorflow.python.ops import control_flow_util
 
 from trainer_module.losses import mask_losses
 from trainer_module.losses import maskformer_matcher
