@@ -21,13 +21,19 @@ def _examples(count: int) -> List[tf.train.Example]:
   return examples
 
 
-def _reversed_feature_order(example: tf.train.Example) -> tf.train.Example:
-  """The same example, its feature map built (and serialized) in the
-  reverse key order."""
-  copy = tf.train.Example()
-  for key in sorted(example.features.feature, reverse=True):
-    copy.features.feature[key].CopyFrom(example.features.feature[key])
-  return copy
+def _serialized_in_key_order(example: tf.train.Example,
+                             reverse: bool) -> bytes:
+  """`example` serialized with its feature map entries in sorted (or
+  reverse sorted) key order: serialized messages concatenate to their
+  merge, so one single-entry Example per feature parses back to `example`.
+  (Serializing a map field orders its entries as the protobuf runtime likes,
+  which differs between processes.)"""
+  parts = []
+  for key in sorted(example.features.feature, reverse=reverse):
+    entry = tf.train.Example()
+    entry.features.feature[key].CopyFrom(example.features.feature[key])
+    parts.append(entry.SerializeToString())
+  return b''.join(parts)
 
 
 def _write(path: pathlib.Path, records: Sequence[bytes]) -> None:
@@ -40,12 +46,13 @@ def _write(path: pathlib.Path, records: Sequence[bytes]) -> None:
 def test_fingerprint_is_the_examples_content_not_their_bytes(tmp_path):
   examples = _examples(6)
   _write(tmp_path / 'a' / 'part-0.gz',
-         [e.SerializeToString() for e in examples])
+         [_serialized_in_key_order(e, reverse=False) for e in examples])
   # What a rerun of Transform writes: the same records, each with another
   # byte order of its feature map, in another order and in two files.
-  rewritten = [_reversed_feature_order(e).SerializeToString()
+  rewritten = [_serialized_in_key_order(e, reverse=True)
                for e in reversed(examples)]
-  assert rewritten[-1] != examples[0].SerializeToString()
+  assert rewritten[-1] != _serialized_in_key_order(examples[0], reverse=False)
+  assert tf.train.Example.FromString(rewritten[-1]) == examples[0]
   _write(tmp_path / 'b' / 'part-0.gz', rewritten[:2])
   _write(tmp_path / 'b' / 'part-1.gz', rewritten[2:])
   # Other content: one value changed, one record missing, a file twice.

@@ -8,7 +8,6 @@ from runners.vertex import worker_pool
 from runners.vertex.settings import IMAGE_SCHEMA_FILE
 from runners.vertex.settings import VertexSettings
 from tfx_pipeline import config as config_lib
-from tfx_pipeline import vertex_pusher
 
 
 def to_pipeline_config(settings: VertexSettings) -> config_lib.PipelineConfig:
@@ -41,6 +40,8 @@ def to_pipeline_config(settings: VertexSettings) -> config_lib.PipelineConfig:
 def registry_config(settings: VertexSettings) -> Dict[str, Any]:
   """The Pusher's Model Registry settings (`vertex_pusher.registry_config`);
   the report is in the job's directory (`{job_dir}`)."""
+  # Imported here: it loads TFX, which `compile-vertex --help` must not.
+  from tfx_pipeline import vertex_pusher
   endpoint = None
   if settings.endpoint:
     endpoint = {'name': settings.endpoint,

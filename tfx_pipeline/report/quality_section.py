@@ -5,7 +5,6 @@ thresholds, the baseline model's values and what the Pusher did."""
 import json
 from typing import Any, List, Mapping, Optional, Tuple
 
-from tfx_pipeline import pusher as pusher_lib
 from tfx_pipeline.report import html_parts as h
 from tfx_pipeline.report import run_record
 
@@ -222,6 +221,7 @@ def _gate_html(run: run_record.PipelineRun) -> str:
     parts.append('<p>Failed checks:</p><ul class="anomalies">'
                  f'{items}</ul>' if failures else
                  '<p>TFMA recorded no failed check.</p>')
+  from tfx_pipeline import pusher as pusher_lib  # Loads TFX.
   pusher = run.nodes.get('Pusher')
   pushed = (pusher.outputs.get('pushed_model', []) if pusher is not None
             and pusher.succeeded else [])
