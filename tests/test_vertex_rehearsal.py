@@ -100,12 +100,31 @@ def rehearsals(compiled, synthetic_sample, tmp_path_factory) -> Dict[str, Any]:
 def rehearsal(rehearsals) -> Dict[str, Any]:
   """The rehearsal on the synthetic sample: CLI result and its job directory."""
   root, result = rehearsals['good']
+  return _succeeded(root, result)
+
+
+def _succeeded(root: pathlib.Path, result) -> Dict[str, Any]:
+  """A rehearsal that succeeded: its stdout and its job's directories."""
   output = result.stdout + result.stderr
   assert result.returncode == 0, output[-6000:]
-  runs = root / PIPELINE_ROOT[len('gs://'):] / task_runner.PROJECT_NUMBER
-  (job_root,) = runs.iterdir()
+  (job_id,) = re.findall(r'Rehearsal of the Vertex AI pipeline succeeded: '
+                         r'(\S+)', result.stdout)
+  job_root = (root / PIPELINE_ROOT[len('gs://'):] /
+              task_runner.PROJECT_NUMBER / job_id)
   return {'root': root, 'job_root': job_root, 'stdout': result.stdout,
-          'log_dir': root / '_rehearsal' / job_root.name}
+          'log_dir': root / '_rehearsal' / job_id}
+
+
+@pytest.fixture(scope='module')
+def second_rehearsal(compiled, rehearsal, tmp_path_factory) -> Dict[str, Any]:
+  """The pipeline rehearsed again on the good rehearsal's root: a new
+  model, blessed, becomes the second version of the registry model."""
+  output = tmp_path_factory.mktemp('second_rehearsal_output')
+  process = pipeline_helpers.start_cli(
+      ['rehearse-vertex', '--compiled', compiled, '--gcs-root',
+       str(rehearsal['root'])], output)
+  return _succeeded(rehearsal['root'],
+                    pipeline_helpers.finish_cli(process, output, timeout=1500))
 
 
 def _task_dir(job_root: pathlib.Path, task: str) -> pathlib.Path:
@@ -225,6 +244,33 @@ def test_the_gate_blesses_and_the_pusher_pushes_under_the_mapped_bucket(
   # (The 2-step model's segments depend on its untrained scores.)
   assert re.search(r'\}\]\} -> a 64x64 panoptic PNG, \d+ segments\n',
                    rehearsal['stdout'])
+
+
+def test_a_second_run_uploads_a_new_version_and_replaces_the_deployment(
+    rehearsal, second_rehearsal):
+  requests = rehearsal['root'] / fake_registry.REQUESTS_DIR
+  assert sorted(path.name for path in requests.iterdir()) == [
+      'create_endpoint_1.json', 'deploy_model_1.json', 'deploy_model_2.json',
+      'undeploy_model_1.json', 'upload_model_1.json', 'upload_model_2.json']
+  model = 'projects/maskformer-proj/locations/us-central1/models/1'
+  upload = json.loads((requests / 'upload_model_2.json').read_text())
+  assert upload['parent_model'] == model
+  assert upload['model']['version_aliases'][0] == 'blessed'
+  assert upload['model']['labels']['run'] == (
+      second_rehearsal['job_root'].name)
+  pushed = rehearsal['root'] / BUCKET / 'pipelines/maskformer/pushed_models'
+  versions = sorted(pushed.iterdir())
+  assert len(versions) == 2
+  assert upload['model']['artifact_uri'] == str(versions[-1])
+  assert f'Pushed model: {model}@2' in second_rehearsal['stdout']
+  # 100 % of the traffic to the new version; the first one is undeployed
+  # once the new one serves.
+  deploy = json.loads((requests / 'deploy_model_2.json').read_text())
+  assert deploy['deployed_model']['model'] == f'{model}@2'
+  split = deploy['traffic_split']
+  assert split.pop('0') == 100 and set(split.values()) <= {0}, split
+  undeploy = json.loads((requests / 'undeploy_model_1.json').read_text())
+  assert undeploy['deployed_model_id'] == '1'
 
 
 def test_data_with_an_anomaly_stops_at_the_gate(rehearsals):
