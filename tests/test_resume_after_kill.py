@@ -5,12 +5,10 @@ review page says its Trainer was interrupted; each run has its own log."""
 import json
 import pathlib
 import re
-import signal
-import time
 
-import pytest
 
 from tests import pipeline_helpers
+from trainer_module import testing
 
 # One step per loop and a checkpoint every step, small batches.
 PARAMS_OVERRIDE = {
@@ -46,21 +44,9 @@ def test_a_run_killed_in_training_resumes_with_the_same_command(
              '--params-override', json.dumps(PARAMS_OVERRIDE)]
   killed_output = tmp_path / 'killed'
   process = pipeline_helpers.start_cli(command, killed_output)
-  try:
-    deadline = time.time() + STARTUP_TIMEOUT_S
-    while _latest_step(root) < KILL_AFTER_STEP:
-      if process.poll() is not None:
-        pytest.fail('The run ended before it was killed: ' +
-                    (killed_output / 'stderr.txt').read_text()[-3000:])
-      if time.time() > deadline:
-        pytest.fail(f'No checkpoint of step {KILL_AFTER_STEP} after '
-                    f'{STARTUP_TIMEOUT_S} s.')
-      time.sleep(0.5)
-    process.send_signal(signal.SIGKILL)
-  finally:
-    process.kill()
-    process.wait()
-  killed_at = _latest_step(root)
+  killed_at = testing.kill_at_checkpoint(
+      process, lambda: _latest_step(root), KILL_AFTER_STEP, STARTUP_TIMEOUT_S,
+      lambda: (killed_output / 'stderr.txt').read_text())
   assert KILL_AFTER_STEP <= killed_at < TRAIN_STEPS
   killed_stdout = (killed_output / 'stdout.txt').read_text()
 

@@ -8,10 +8,8 @@ for a few steps on it.
 import json
 import os
 import pathlib
-import signal
 import subprocess
 import sys
-import time
 from typing import Any, Dict, List
 
 import numpy as np
@@ -29,6 +27,7 @@ from trainer_module.run_fn import WARM_START_SUBDIR
 from trainer_module.testing import NUM_SEGMENT_SLOTS
 from trainer_module.testing import OUTPUT_SIZE
 from trainer_module.testing import PARAMS_OVERRIDE
+from trainer_module.testing import kill_at_checkpoint
 from trainer_module.testing import make_fn_args
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -83,20 +82,9 @@ def test_killed_training_resumes_from_its_last_checkpoint(transformed_sample,
       first, build_experiment_config(first))
   log_path = tmp_path / 'run_fn_killed.log'
   process = _run_fn_in_subprocess(first, log_path)
-  try:
-    deadline = time.time() + STARTUP_TIMEOUT_S
-    while checkpoint_step(model_dir) < KILL_AFTER_STEP:
-      if process.poll() is not None:
-        pytest.fail('run_fn exited early: ' + log_path.read_text()[-3000:])
-      if time.time() > deadline:
-        pytest.fail(f'No checkpoint of step {KILL_AFTER_STEP} after '
-                    f'{STARTUP_TIMEOUT_S} s: ' + log_path.read_text()[-3000:])
-      time.sleep(0.2)
-    process.send_signal(signal.SIGKILL)
-  finally:
-    process.kill()
-    process.wait()
-  killed_at = checkpoint_step(model_dir)
+  killed_at = kill_at_checkpoint(
+      process, lambda: checkpoint_step(model_dir), KILL_AFTER_STEP,
+      STARTUP_TIMEOUT_S, log_path.read_text)
   assert KILL_AFTER_STEP <= killed_at < RESUMED_TRAIN_STEPS
 
   # TFX reruns the Trainer as a new execution with a new model_run_dir.

@@ -7,7 +7,12 @@ the `transformed_sample` / `trained_model_dir` fixtures of conftest.py.
 
 import json
 import pathlib
-from typing import Any, Dict, Optional
+import signal
+import subprocess
+import time
+from typing import Any, Callable, Dict, Optional
+
+import pytest
 
 import tensorflow_transform as tft
 from tensorflow_transform.tf_metadata import dataset_metadata
@@ -73,3 +78,28 @@ def make_fn_args(sample: Dict[str, str], work_dir: pathlib.Path,
       model_run_dir=str(work_dir / 'model_run'),
       serving_model_dir=str(work_dir / 'serving_model'),
       custom_config=config)
+
+
+def kill_at_checkpoint(process: subprocess.Popen,
+                       latest_step: Callable[[], int], step: int,
+                       timeout_s: float,
+                       output: Callable[[], str]) -> int:
+  """Kills `process` (SIGKILL) once `latest_step()` (its newest checkpoint)
+  reaches `step`, and returns the newest checkpoint's step after the kill.
+  Fails the test, with the end of `output()`, if the process ends first or
+  no such checkpoint appears within `timeout_s`."""
+  try:
+    deadline = time.time() + timeout_s
+    while latest_step() < step:
+      if process.poll() is not None:
+        pytest.fail('The training ended before it was killed: ' +
+                    output()[-3000:])
+      if time.time() > deadline:
+        pytest.fail(f'No checkpoint of step {step} after {timeout_s} s: ' +
+                    output()[-3000:])
+      time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+  finally:
+    process.kill()
+    process.wait()
+  return latest_step()
