@@ -46,7 +46,7 @@ def _status_strip(run: run_record.PipelineRun) -> str:
 
 
 # The page loads nothing: inline styles, images as data: URIs, no scripts.
-_CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'")
+_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 _STYLE = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif;
   margin: 0 auto; max-width: 1200px; padding: 0 24px 48px; color: #1f2328;
