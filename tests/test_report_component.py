@@ -54,6 +54,8 @@ def test_report_component_compiles_for_vertex_last_in_the_pipeline(tmp_path):
   assert producers['pushed_model'] == 'Pusher'
   assert producers['blessing'] == producers['evaluation'] == 'Evaluator'
   assert producers['model'] == producers['model_run'] == 'Trainer'
+  assert producers['transform_graph'] == 'Transform'
+  assert producers['transformed_examples'] == 'Transform'
   assert 'DataValidationGate' in task['dependentTasks']
   container = executor['container']
   assert container['image'] == IMAGE

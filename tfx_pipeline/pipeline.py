@@ -120,12 +120,17 @@ def create_components(config: PipelineConfig) -> List[BaseNode]:
           vertex_pusher.Executor if registry else pusher_lib.Executor),
       **registry)
   # Last: the review page of the run, from these artifacts only.
+  transform_outputs = {'transform_graph': transform.outputs['transform_graph']}
+  if config.materialize:
+    transform_outputs['transformed_examples'] = transform.outputs[
+        'transformed_examples']
   report = report_component.ReviewReport(
       model=trainer.outputs['model'],
       model_run=trainer.outputs['model_run'],
       evaluation=evaluator.outputs['evaluation'],
       blessing=evaluator.outputs['blessing'],
-      pushed_model=pusher.outputs['pushed_model'], **report_inputs)
+      pushed_model=pusher.outputs['pushed_model'], **transform_outputs,
+      **report_inputs)
   report.add_upstream_node(data_gate)
   return data_components + [transform, baseline_resolver, trainer, evaluator,
                             pusher, report]

@@ -43,6 +43,8 @@ _INPUT_TYPES = {
     'schema': standard_artifacts.Schema,
     'anomalies': standard_artifacts.ExampleAnomalies,
     'examples': standard_artifacts.Examples,
+    'transform_graph': standard_artifacts.TransformGraph,
+    'transformed_examples': standard_artifacts.Examples,
     'model': standard_artifacts.Model,
     'model_run': standard_artifacts.ModelRun,
     'evaluation': standard_artifacts.ModelEvaluation,

@@ -29,6 +29,8 @@ COMPONENT_INPUTS = {
     'schema': ('ImportSchemaGen', 'schema'),
     'statistics': ('StatisticsGen', 'statistics'),
     'anomalies': ('ExampleValidator', 'anomalies'),
+    'transform_graph': ('Transform', 'transform_graph'),
+    'transformed_examples': ('Transform', 'transformed_examples'),
     'model': ('Trainer', 'model'),
     'model_run': ('Trainer', 'model_run'),
     'evaluation': ('Evaluator', 'evaluation'),
