@@ -11,13 +11,14 @@ import textwrap
 import pytest
 
 from runners import cli
+from runners.commands import run
 from tfx_pipeline import config as pipeline_config
 from tfx_pipeline import experiment_overrides
 
 
 def _config(argv, tmp_path):
   args = cli.build_parser().parse_args(['run', *argv])
-  return cli._pipeline_config(args, str(tmp_path / 'data'),
+  return run.pipeline_config_of(args, str(tmp_path / 'data'),
                               str(tmp_path / 'root'))
 
 
@@ -84,11 +85,15 @@ def test_run_with_a_bad_config_file_fails_with_one_paragraph(tmp_path, capsys):
 
 def test_help_and_argument_errors_load_no_tensorflow():
   # A fresh interpreter (this one has TensorFlow loaded): what `maskformer-tfx
-  # --help`, `run --help` and a bad argument import before they exit.
+  # --help`, every subcommand's `--help` and a bad argument import before
+  # they exit.
   script = textwrap.dedent("""
       import sys
       from runners import cli
-      for argv in (['--help'], ['run', '--help'], ['predict', '--help'],
+      commands = ('run', 'validate', 'make-sample', 'compile-vertex',
+                  'rehearse-vertex', 'report', 'predict', 'import-weights',
+                  'diff-test', 'evaluate-coco')
+      for argv in (['--help'], *([name, '--help'] for name in commands),
                    ['run', '--train-steps', '0'], ['no-such-command']):
         try:
           cli.main(argv)

@@ -75,7 +75,7 @@ def test_the_check_finds_every_kind_of_upward_import(tmp_path):
                                   'from . import e\nimport tfx_pipeline as p\n'),
       'tfx_pipeline/e.py': 'import trainer_module\nfrom runners import cli\n',
       'tfx_pipeline/e_test.py': 'from runners import cli\n'
-                                'from runners import vertex_runner\n',
+                                'from runners.vertex import compiler\n',
       'runners/f.py': 'from tfx_pipeline import config\n',
   }
   for name, text in files.items():

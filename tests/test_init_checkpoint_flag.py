@@ -9,13 +9,14 @@ import argparse
 import json
 
 from runners import cli
+from runners.commands import run
 from tfx_pipeline import pipeline
 from trainer_module.run_fn import build_experiment_config
 
 
 def _trainer_custom_config(argv):
   args = cli.build_parser().parse_args(argv)
-  config = cli._pipeline_config(args, 'gs://bucket/data', '/tmp/root')
+  config = run.pipeline_config_of(args, 'gs://bucket/data', '/tmp/root')
   (trainer,) = [component for component in
                 pipeline.create_components(config)
                 if component.id == 'Trainer']

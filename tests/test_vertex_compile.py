@@ -18,7 +18,8 @@ from typing import Any, Dict, List
 
 import pytest
 
-from runners import vertex_runner
+from runners.commands import compile_vertex
+from runners.vertex import compiler
 from runners.vertex import dataflow
 from runners.vertex import settings as vertex_settings
 from runners.vertex import validation
@@ -98,7 +99,7 @@ def _cli_args(**changes: str) -> List[str]:
 def _parse(argv: List[str]) -> argparse.Namespace:
   parser = argparse.ArgumentParser(prog='maskformer-tfx')
   subparsers = parser.add_subparsers(dest='command', required=True)
-  vertex_runner.add_compile_vertex_parser(subparsers)
+  compile_vertex.add_parser(subparsers)
   return parser.parse_args(['compile-vertex', *argv])
 
 
@@ -140,7 +141,7 @@ def compiled(tmp_path_factory) -> Dict[str, Any]:
                        params_override='task.train_data.global_batch_size=64',
                        endpoint='maskformer-endpoint', max_replicas=3,
                        traffic_percent=10)
-  path = vertex_runner.compile_pipeline(settings, str(output))
+  path = compiler.compile_pipeline(settings, str(output))
   text = pathlib.Path(path).read_text(encoding='utf-8')
   job = json_format.Parse(text, pipeline_spec_pb2.PipelineJob())
   spec = json_format.ParseDict(json_format.MessageToDict(job.pipeline_spec),
@@ -386,7 +387,7 @@ def test_submit_creates_a_pipeline_job_with_the_compiled_file(
   args = _parse(_cli_args(**{'--output': str(output),
                              '--service-account': SERVICE_ACCOUNT})
                 + ['--submit'])
-  assert vertex_runner.run_compile_vertex(args) == 0
+  assert compile_vertex.handle(args) == 0
   (created,) = _FakePipelineJob.created
   assert created['template_path'] == str(output)
   assert created['project'] == PROJECT
@@ -439,7 +440,7 @@ def test_wrong_settings_fail_before_compiling_or_submitting(
   output = tmp_path / 'pipeline.json'
   args = _parse(_cli_args(**{'--output': str(output), **changes})
                 + ['--submit'])
-  assert vertex_runner.run_compile_vertex(args) == 2
+  assert compile_vertex.handle(args) == 2
   error = capsys.readouterr().err
   assert 'Invalid Vertex settings' in error
   assert message in error
@@ -455,7 +456,7 @@ def test_span_patterns_and_span_n_reach_import_example_gen(tmp_path, capsys):
   args = _parse(_cli_args(**{
       '--output': str(output), '--train-pattern': 'span-{SPAN}/train-*',
       '--eval-pattern': 'span-{SPAN}/val-*', '--span': '3'}))
-  assert vertex_runner.run_compile_vertex(args) == 0, capsys.readouterr().err
+  assert compile_vertex.handle(args) == 0, capsys.readouterr().err
   job = json_format.Parse(output.read_text(encoding='utf-8'),
                           pipeline_spec_pb2.PipelineJob())
   spec = json_format.ParseDict(json_format.MessageToDict(job.pipeline_spec),
@@ -480,7 +481,7 @@ def test_unknown_experiment_fails_before_compiling(tmp_path, monkeypatch,
   args = _parse(_cli_args(**{'--output': str(output),
                              '--experiment': 'maskformer_nonexistent'})
                 + ['--submit'])
-  assert vertex_runner.run_compile_vertex(args) == 2
+  assert compile_vertex.handle(args) == 2
   assert 'maskformer_nonexistent' in capsys.readouterr().err
   assert not output.exists()
 
@@ -495,7 +496,7 @@ def test_config_file_with_a_key_the_experiment_lacks_fails_before_compiling(
                              spelling: str(config_file),
                              '--params_override': 'trainer.train_steps=5'}))
   assert args.params_override == 'trainer.train_steps=5'
-  assert vertex_runner.run_compile_vertex(args) == 2
+  assert compile_vertex.handle(args) == 2
   error = capsys.readouterr().err
   assert f'--config_file {config_file}' in error
   assert 'task.train_data.global_batch_sise' in error
@@ -528,7 +529,7 @@ def test_yaml_settings_are_loaded_and_flags_win(tmp_path):
 def test_help_documents_every_setting():
   parser = argparse.ArgumentParser(prog='maskformer-tfx')
   subparsers = parser.add_subparsers(dest='command', required=True)
-  compile_parser = vertex_runner.add_compile_vertex_parser(subparsers)
+  compile_parser = compile_vertex.add_parser(subparsers)
   helps = {option: action.help for action in compile_parser._actions
            for option in action.option_strings}
   for field in vertex_settings.setting_fields():
@@ -543,12 +544,12 @@ def test_help_documents_every_setting():
 
 def test_local_path_detection_ignores_gcs_segments():
   paths = ['/tmp', '/work/main']
-  assert vertex_runner.find_local_paths(
+  assert compiler.find_local_paths(
       '"--temp_location=gs://bucket/root/tmp/dataflow"', paths) == []
-  assert vertex_runner.find_local_paths(
+  assert compiler.find_local_paths(
       '"schema_file": "/work/main/schemas/raw_schema.pbtxt"', paths) == [
           '/work/main']
-  assert vertex_runner.find_local_paths('--temp_location=/tmp/x', paths) == [
+  assert compiler.find_local_paths('--temp_location=/tmp/x', paths) == [
       '/tmp']
 
 

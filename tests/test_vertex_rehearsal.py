@@ -20,11 +20,11 @@ from typing import Any, Dict
 
 import pytest
 
-from runners import vertex_runner
 from runners.vertex_rehearsal import fake_registry
 from runners.vertex_rehearsal import spec as spec_lib
 from runners.vertex_rehearsal import task_runner
 from tests import pipeline_helpers
+from runners.vertex import compiler
 from runners.vertex import settings as vertex_settings
 from tfx_pipeline.report import exit_handler
 from tfx_pipeline.report import local_root
@@ -47,7 +47,7 @@ def compiled(tmp_path_factory) -> str:
       train_steps=2, eval_steps=1, pq_lower_bound=0.0,
       endpoint='maskformer-endpoint')
   output = tmp_path_factory.mktemp('rehearsal_compiled') / 'pipeline.json'
-  return vertex_runner.compile_pipeline(settings, str(output))
+  return compiler.compile_pipeline(settings, str(output))
 
 
 def _gcs_root_with_data(root: pathlib.Path, records: pathlib.Path,

@@ -1,4 +1,5 @@
-"""`maskformer-tfx evaluate-coco`: COCO's own panoptic quality of a model.
+"""COCO's own panoptic quality of an exported model (`maskformer-tfx
+evaluate-coco`, `runners.commands.evaluate_coco`).
 
 Runs an exported MaskFormer SavedModel on the images of a COCO panoptic
 ground truth (e.g. val2017 with `panoptic_val2017.json`), writes its
@@ -23,7 +24,6 @@ and the exit status is `prediction_output.EXIT_SKIPPED`. An OUTPUT holding an
 earlier call's results is refused unless `--overwrite`.
 """
 
-import argparse
 import json
 import pathlib
 from typing import Any, Dict, Iterator, List, Mapping, Tuple, Union
@@ -32,7 +32,6 @@ import numpy as np
 from PIL import Image
 
 from schemas.coco_panoptic_png import decode_segment_ids
-from tfx_pipeline import cli_args
 from tfx_pipeline import predict
 from tfx_pipeline import prediction_output
 from trainer_module import progress as train_progress
@@ -186,59 +185,3 @@ def evaluate_coco(model_dir: PathLike, images_dir: PathLike,
                     for category_id, values in result['per_class'].items()},
   }, indent=1)
   return result, summary.skipped
-
-
-def _evaluate_coco_command(args: argparse.Namespace) -> int:
-  result, skipped = evaluate_coco(
-      args.model, args.images, args.panoptic_json, args.panoptic_dir,
-      args.output, args.batch_size, overwrite=args.overwrite)
-  print()
-  print('COCO panoptic quality (COCO panoptic API rules, original '
-        'resolution, crowd regions included'
-        + (f'; predicted images only, {len(skipped)} skipped' if skipped
-           else '') + '):')
-  for line in result_table(result):
-    print(line)
-  output = pathlib.Path(args.output)
-  print()
-  print(f'Predictions: {output / prediction_output.PREDICTIONS_JSON} and '
-        f'{output / prediction_output.PREDICTIONS_DIR}/')
-  print(f'PQ per class: {output / PQ_JSON}')
-  return prediction_output.report_skipped(skipped)
-
-
-def add_evaluate_coco_parser(subparsers: Any) -> None:
-  """Adds the `evaluate-coco` subcommand to the CLI's subparsers."""
-  parser = subparsers.add_parser(
-      'evaluate-coco',
-      help="Score an exported model with COCO's own panoptic quality.",
-      description=(
-          'Runs an exported MaskFormer SavedModel on the images of a COCO '
-          'panoptic ground truth, writes OUTPUT/predictions.json and '
-          'OUTPUT/predictions/*.png (COCO panoptic results at the original '
-          'image size) and prints PQ, SQ and RQ (All, Things, Stuff) with '
-          "the COCO panoptic API's rules, crowd regions included; per-class "
-          "values go to OUTPUT/pq.json. Unlike the pipeline gate's PQ (at "
-          "the Transform's resolution, crowd as void) this is comparable "
-          'with published COCO figures. An image that cannot be decoded is '
-          'skipped and named; PQ is then over the others and the exit '
-          f'status is {prediction_output.EXIT_SKIPPED}.'))
-  parser.add_argument('--model', required=True,
-                      help='SavedModel directory, TFX model artifact or '
-                      'Pusher directory (as for predict).')
-  parser.add_argument('--images', required=True,
-                      help='Directory of the images (e.g. val2017/).')
-  parser.add_argument('--panoptic-json', required=True,
-                      help='COCO panoptic ground-truth JSON (e.g. '
-                      'annotations/panoptic_val2017.json).')
-  parser.add_argument('--panoptic-dir', required=True,
-                      help='Directory of its panoptic PNGs (e.g. '
-                      'annotations/panoptic_val2017/).')
-  parser.add_argument('--output', required=True, type=pathlib.Path,
-                      help='Output directory (created).')
-  parser.add_argument('--batch-size', type=cli_args.positive_int, default=8,
-                      help='Images per model call (default 8).')
-  parser.add_argument('--overwrite', action='store_true',
-                      help="Clear an earlier call's results in OUTPUT first "
-                      '(without it, such an OUTPUT is refused).')
-  parser.set_defaults(handler=_evaluate_coco_command)

@@ -14,20 +14,12 @@ forward.npz` prints the element-wise comparison of every intermediate with
 the PyTorch reference's and exits 1 if any exceeds the tolerance.
 """
 
-import argparse
 import os
 import pathlib
 import shutil
 import tempfile
 import time
-from typing import Any, Optional
-
-def _image_size(text: str) -> int:
-  value = int(text)
-  if value < 32 or value % 32:
-    raise argparse.ArgumentTypeError(
-        f'must be a positive multiple of 32 (the backbone stride), got {value}')
-  return value
+from typing import Optional
 
 
 def make_transform_graph(image_size: int, num_segment_slots: int,
@@ -130,72 +122,3 @@ def diff_test(pkl: str, config: Optional[str], forward: str,
       pixel_std=converted.settings.pixel_std)
   passed = all(row.passes(tolerance) for row in rows) and panoptic['identical']
   return differential.format_table(rows, panoptic, tolerance), passed
-
-
-def _import_weights_command(args: argparse.Namespace) -> int:
-  print(import_weights(args.pkl, args.config, args.image_size, args.output,
-                       args.transform_graph, args.backbone_only))
-  return 0
-
-
-def _diff_test_command(args: argparse.Namespace) -> int:
-  table, passed = diff_test(args.pkl, args.config, args.forward,
-                            args.tolerance)
-  print(table)
-  print(f'{"PASS" if passed else "FAIL"}: every array within '
-        f'max |Δ| <= {args.tolerance:g} * max |ref|'
-        + ('' if passed else ' (or panoptic results differ)'))
-  return 0 if passed else 1
-
-
-def add_import_weights_parser(subparsers: Any) -> None:
-  """Adds `import-weights` and `diff-test` to the CLI's subparsers."""
-  parser = subparsers.add_parser(
-      'import-weights',
-      help="Convert the original MaskFormer's detectron2 weights.",
-      description=(
-          'Reads a detectron2 MaskFormer checkpoint (.pkl; state_dict or '
-          'official model-zoo key names) and its detectron2 config.yaml, '
-          'builds the matching model (backbone.type detectron2_resnet) and '
-          'converts every tensor, refusing any checkpoint tensor left unused '
-          'or model variable left unset. Writes OUTPUT/ckpt-1 (use '
-          '--init-checkpoint OUTPUT), OUTPUT/params.yaml and '
-          'OUTPUT/saved_model (serving_default, serving_examples, '
-          'transform_labels, raw_outputs).'))
-  parser.add_argument('--pkl', required=True,
-                      help='detectron2 checkpoint (.pkl of numpy arrays).')
-  parser.add_argument('--config', default=None,
-                      help='detectron2 config.yaml of the checkpoint (default: '
-                      'the official R50 COCO panoptic settings).')
-  parser.add_argument('--image-size', required=True, type=_image_size,
-                      help='Square input size S of the model (multiple of 32).')
-  parser.add_argument('--output', required=True,
-                      help='Output directory (created).')
-  parser.add_argument('--transform-graph', default=None,
-                      help="The pipeline's tf.Transform output at S (default: "
-                      'made from a one-image sample into OUTPUT/transform_graph).')
-  parser.add_argument('--backbone-only', action='store_true',
-                      help="--pkl is detectron2's ImageNet ResNet (R-50.pkl): "
-                      'write a backbone-only checkpoint (init_checkpoint_modules '
-                      'backbone).')
-  parser.set_defaults(handler=_import_weights_command)
-
-  parser = subparsers.add_parser(
-      'diff-test',
-      help='Compare the converted model with a PyTorch reference forward.',
-      description=(
-          'Converts --pkl, runs it on the image of --forward (a forward.npz '
-          'of the original MaskFormer, see goldens/reference_forward) and '
-          'prints per array: shape, max |Δ|, max |ref| and max |Δ| / max '
-          '|ref|, then the panoptic result on the boosted logits. Exit code '
-          '1 if any array exceeds the tolerance or the panoptic results '
-          'differ.'))
-  parser.add_argument('--pkl', required=True, help='detectron2 checkpoint.')
-  parser.add_argument('--config', default=None,
-                      help='Its detectron2 config.yaml (default: official R50 '
-                      'COCO panoptic).')
-  parser.add_argument('--forward', required=True,
-                      help='forward.npz of the reference implementation.')
-  parser.add_argument('--tolerance', type=float, default=1e-4,
-                      help='Allowed max |Δ| / max |ref| (default 1e-4).')
-  parser.set_defaults(handler=_diff_test_command)

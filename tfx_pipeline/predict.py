@@ -1,4 +1,5 @@
-"""`maskformer-tfx predict`: panoptic predictions in the COCO panoptic format.
+"""Panoptic predictions of an exported model in the COCO panoptic format
+(`maskformer-tfx predict`, `runners.commands.predict`).
 
 Runs an exported MaskFormer SavedModel (`trainer_module.export`, signature
 `serving_default`, the one a deployed model answers with) on a directory of
@@ -26,13 +27,11 @@ GT_FOLDER)` evaluates these files (its default prediction folder is the JSON
 path without `.json`).
 """
 
-import argparse
 import pathlib
 import re
 from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional,
                     Union)
 
-from tfx_pipeline import cli_args
 from tfx_pipeline import prediction_output
 from tfx_pipeline.prediction_output import InputImage
 from tfx_pipeline.prediction_output import PredictionSummary
@@ -228,44 +227,3 @@ def predict(model_dir: PathLike, input_path: PathLike, output_dir: PathLike,
   if not summary.num_images and not summary.skipped:
     raise FileNotFoundError(f'No images or records in {input_path}.')
   return summary
-
-
-def _predict_command(args: argparse.Namespace) -> int:
-  summary = predict(args.model, args.input, args.output, args.batch_size,
-                    progress=lambda line: print(line, flush=True),
-                    overwrite=args.overwrite)
-  print(f'{summary.num_images} images, {summary.num_segments} segments.')
-  print(f'COCO panoptic predictions: {summary.predictions_json}')
-  print(f'Segment PNGs:              {summary.predictions_dir}')
-  print(f'Overlays:                  {summary.overlays_dir}')
-  return prediction_output.report_skipped(summary.skipped)
-
-
-def add_predict_parser(subparsers: Any) -> None:
-  """Adds the `predict` subcommand to the CLI's subparsers."""
-  parser = subparsers.add_parser(
-      'predict',
-      help='Write COCO panoptic predictions of an exported model.',
-      description=(
-          'Runs an exported MaskFormer SavedModel on a directory of images or '
-          'on TFRecord files of TF Model Garden COCO panoptic tf.Examples and '
-          'writes OUTPUT/predictions.json (COCO panoptic results format), '
-          'OUTPUT/predictions/*.png (segment ids as RGB at the original image '
-          'size) and side-by-side overlays in OUTPUT/overlays/. An image '
-          'that cannot be read or decoded is skipped and named with the '
-          'reason; the exit status is '
-          f'{prediction_output.EXIT_SKIPPED} if any was skipped.'))
-  parser.add_argument('--model', required=True,
-                      help='SavedModel directory (or a TFX model artifact / '
-                      'Pusher directory: its latest SavedModel).')
-  parser.add_argument('--input', required=True,
-                      help='A directory of JPEG/PNG images, or TFRecord '
-                      'file(s) / glob (.gz = GZIP).')
-  parser.add_argument('--output', required=True, type=pathlib.Path,
-                      help='Output directory (created).')
-  parser.add_argument('--batch-size', type=cli_args.positive_int, default=8,
-                      help='Images per model call (default 8).')
-  parser.add_argument('--overwrite', action='store_true',
-                      help="Clear an earlier call's results in OUTPUT first "
-                      '(without it, such an OUTPUT is refused).')
-  parser.set_defaults(handler=_predict_command)

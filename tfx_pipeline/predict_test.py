@@ -1,6 +1,5 @@
 """Tests of `maskformer-tfx predict` (COCO panoptic predictions)."""
 
-import argparse
 import io
 import json
 import pathlib
@@ -13,6 +12,7 @@ from PIL import Image
 import pytest
 import tensorflow as tf
 
+from runners import cli
 from tfx_pipeline import predict
 from tfx_pipeline import prediction_output
 from schemas.coco_panoptic_png import decode_segment_ids
@@ -167,8 +167,7 @@ def test_predictions_of_a_trained_model_pass_the_coco_panoptic_evaluator(
   assert re.fullmatch(r'predicted 2 images  [\d.]+ images/s',
                       record_progress[-1]), record_progress
 
-  parser = argparse.ArgumentParser()
-  predict.add_predict_parser(parser.add_subparsers())
+  parser = cli.build_parser()
   args = parser.parse_args([
       'predict', '--model', trained_model_dir,
       '--input', str(coco_sample_dir / 'input_images'),
@@ -224,8 +223,7 @@ def test_unreadable_images_are_skipped_and_the_others_written(
   png = _encoded_png(np.zeros([32, 32, 3], np.uint8))
   (images / 'cut.png').write_bytes(png[:len(png) // 2])
   output = tmp_path / 'out'
-  parser = argparse.ArgumentParser()
-  predict.add_predict_parser(parser.add_subparsers())
+  parser = cli.build_parser()
   command = ['predict', '--model', trained_model_dir, '--input', str(images),
              '--output', str(output)]
   args = parser.parse_args(command)

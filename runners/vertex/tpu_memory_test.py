@@ -4,7 +4,8 @@ import argparse
 
 import pytest
 
-from runners import vertex_runner
+from runners.commands import compile_vertex
+from runners.vertex import compiler
 from runners.vertex import accelerators
 from runners.vertex import tpu_memory
 from runners.vertex.settings import VertexSettingsError
@@ -68,7 +69,7 @@ def test_shipped_defaults_fit_the_default_slice(experiment, make_settings):
   assert tpu_memory.memory_problem(
       experiment, settings.trainer_machine_type, settings.accelerator_type,
       chips, batch) is None
-  vertex_runner.memory_check(settings)
+  compiler.memory_check(settings)
 
 
 def test_memory_check_refuses_or_warns_with_skip(make_settings, capsys):
@@ -77,11 +78,11 @@ def test_memory_check_refuses_or_warns_with_skip(make_settings, capsys):
       trainer_machine_type='ct5lp-hightpu-1t',
       params_override='task.train_data.global_batch_size=64')
   with pytest.raises(VertexSettingsError) as raised:
-    vertex_runner.memory_check(settings)
+    compiler.memory_check(settings)
   message = str(raised.value)
   assert 'does not fit the TPU' in message
   assert '64 images per chip (global batch 64)' in message
-  vertex_runner.memory_check(settings, skip=True)
+  compiler.memory_check(settings, skip=True)
   warning = capsys.readouterr().err
   assert 'warning: --skip-memory-check' in warning
   assert '64 images per chip (global batch 64)' in warning
@@ -89,7 +90,7 @@ def test_memory_check_refuses_or_warns_with_skip(make_settings, capsys):
 
 def test_compile_vertex_refuses_before_compiling(tmp_path, capsys):
   parser = argparse.ArgumentParser(prog='maskformer-tfx')
-  vertex_runner.add_compile_vertex_parser(
+  compile_vertex.add_parser(
       parser.add_subparsers(dest='command', required=True))
   output = tmp_path / 'pipeline.json'
   args = parser.parse_args([
@@ -102,7 +103,7 @@ def test_compile_vertex_refuses_before_compiling(tmp_path, capsys):
       '--trainer-machine-type', 'ct5lp-hightpu-1t',
       '--params-override', 'task.train_data.global_batch_size=64'])
   assert not args.skip_memory_check
-  assert vertex_runner.run_compile_vertex(args) == 2
+  assert compile_vertex.handle(args) == 2
   error = capsys.readouterr().err
   assert error.startswith('compile-vertex: The train step does not fit the '
                           'TPU: maskformer_coco_panoptic on ct5lp-hightpu-1t')

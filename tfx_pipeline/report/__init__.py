@@ -10,15 +10,15 @@
 * `exit_handler` and `vertex_job`: on Vertex AI Pipelines, the page of a job
   that stopped before ReviewReport (e.g. at the data gate), built after the
   pipeline from the job's final status and its task outputs.
-* `local_root` and `cli`: `maskformer-tfx report PIPELINE_ROOT` and the
-  report at the end of `maskformer-tfx run`.
+* `local_root`: the page of a local run, written by `maskformer-tfx report
+  PIPELINE_ROOT` (`runners.commands.report`) and at the end of
+  `maskformer-tfx run`.
 
 Importing this package is cheap (TensorFlow, TFX, ML Metadata and
 matplotlib load inside the functions), so the CLI can register `report`
 without slowing `--help`.
 """
 
-from tfx_pipeline.report.cli import add_report_parser
 from tfx_pipeline.report.local_root import report_after_run
 from tfx_pipeline.report.local_root import write_report
 from tfx_pipeline.report.page import SECTIONS

@@ -1,7 +1,6 @@
 """The review page of a real pipeline run that stops at the data gate, read
 from the pipeline root's ML Metadata (`maskformer-tfx report`)."""
 
-import argparse
 import html.parser
 import pathlib
 import sqlite3
@@ -11,6 +10,7 @@ import pytest
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
+from runners import cli
 from schemas import RAW_SCHEMA_FILE, schema_path
 from tfx_pipeline import report
 
@@ -172,8 +172,7 @@ def test_unknown_run_id_is_an_error(gate_stopped_root):
 
 def test_report_subcommand_writes_the_named_run(gate_stopped_root, tmp_path,
                                                 capsys):
-  parser = argparse.ArgumentParser()
-  report.add_report_parser(parser.add_subparsers(dest='command'))
+  parser = cli.build_parser()
   run_id = _run_ids(gate_stopped_root)[0]
   output = tmp_path / 'page.html'
   args = parser.parse_args(['report', str(gate_stopped_root), '--run', run_id,

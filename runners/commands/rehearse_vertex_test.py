@@ -3,12 +3,12 @@
 import argparse
 import json
 
-from runners.vertex_rehearsal import cli
+from runners.commands import rehearse_vertex
 
 
 def _run(argv):
   parser = argparse.ArgumentParser(prog='maskformer-tfx')
-  cli.add_rehearse_vertex_parser(parser.add_subparsers(dest='command'))
+  rehearse_vertex.add_parser(parser.add_subparsers(dest='command'))
   args = parser.parse_args(['rehearse-vertex', *argv])
   return args.handler(args)
 

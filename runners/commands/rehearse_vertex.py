@@ -1,4 +1,5 @@
-"""`maskformer-tfx rehearse-vertex`: run a compiled Vertex pipeline locally."""
+"""`maskformer-tfx rehearse-vertex`: run a compiled Vertex pipeline locally
+(`runners.vertex_rehearsal`)."""
 
 import argparse
 import os
@@ -10,7 +11,7 @@ from runners.vertex_rehearsal import spec as spec_lib
 from runners.vertex_rehearsal import task_runner
 
 
-def add_rehearse_vertex_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers) -> argparse.ArgumentParser:
   """Adds the `rehearse-vertex` subcommand to an argparse subparsers object."""
   parser = subparsers.add_parser(
       'rehearse-vertex',
@@ -37,11 +38,11 @@ def add_rehearse_vertex_parser(subparsers) -> argparse.ArgumentParser:
                       help='Local directory standing in for Cloud Storage: '
                       'gs://BUCKET/PATH is DIR/BUCKET/PATH (put the data '
                       'there).')
-  parser.set_defaults(handler=run_rehearse_vertex)
+  parser.set_defaults(handler=handle)
   return parser
 
 
-def run_rehearse_vertex(args: argparse.Namespace) -> int:
+def handle(args: argparse.Namespace) -> int:
   """Handler of `rehearse-vertex`; returns the process exit code."""
   try:
     pipeline = spec_lib.load(args.compiled)

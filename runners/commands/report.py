@@ -1,17 +1,18 @@
-"""`maskformer-tfx report PIPELINE_ROOT`: the review page of a local run."""
+"""`maskformer-tfx report PIPELINE_ROOT`: the review page of a local run
+(`tfx_pipeline.report`)."""
 
 import argparse
 import sys
 from typing import Any
 
-from tfx_pipeline import cli_args
+from runners.commands import arg_types
 from tfx_pipeline.report import local_root
 from tfx_pipeline.report import mlmd_run
 from tfx_pipeline.report import page as page_lib
 from tfx_pipeline.report import run_record
 
 
-def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
   """Registers `report PIPELINE_ROOT [--run RUN_ID] [--output FILE.html]`."""
   parser = subparsers.add_parser(
       'report',
@@ -30,17 +31,17 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
   parser.add_argument('--output', default=None, metavar='FILE.html',
                       help='Output file (default PIPELINE_ROOT/reports/'
                       'run-<RUN_ID>.html).')
-  parser.add_argument('--num-examples', type=cli_args.positive_int,
+  parser.add_argument('--num-examples', type=arg_types.positive_int,
                       default=page_lib.DEFAULT_NUM_EXAMPLES,
                       help='Eval images with predictions (default '
                       f'{page_lib.DEFAULT_NUM_EXAMPLES}).')
   parser.add_argument('--list-runs', action='store_true',
                       help='List the run ids of PIPELINE_ROOT and exit.')
-  parser.set_defaults(handler=run_report_command)
+  parser.set_defaults(handler=handle)
   return parser
 
 
-def run_report_command(args: argparse.Namespace) -> int:
+def handle(args: argparse.Namespace) -> int:
   """Handler of the `report` subcommand."""
   try:
     if args.list_runs:
