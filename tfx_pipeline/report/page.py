@@ -1,15 +1,17 @@
-"""The review page: one self-contained HTML document of a run's five
-sections (Data, Model quality, Training, Examples, Provenance).
+"""The review page: one self-contained HTML document of a run's six
+sections (Data, Drift, Model quality, Training, Examples, Provenance).
 
-Charts are matplotlib PNGs inlined as base64; the page loads nothing from
-the network. A section that cannot be shown says "not available: <why>"
-(e.g. the run stopped at the data gate, the Evaluator failed).
+Charts are matplotlib PNGs inlined as base64, or inline SVG (the Drift
+section's paired bars); the page loads nothing from the network. A section
+that cannot be shown says "not available: <why>" (e.g. the run stopped at
+the data gate, the Evaluator failed).
 """
 
 import datetime
 import os
 
 from tfx_pipeline.report import data_section
+from tfx_pipeline.report import drift_section
 from tfx_pipeline.report import examples_section
 from tfx_pipeline.report import html_parts as h
 from tfx_pipeline.report import provenance_section
@@ -18,9 +20,9 @@ from tfx_pipeline.report import run_record
 from tfx_pipeline.report import training_section
 
 DEFAULT_NUM_EXAMPLES = 6
-SECTIONS = (('data', 'Data'), ('quality', 'Model quality'),
-            ('training', 'Training'), ('examples', 'Examples'),
-            ('provenance', 'Provenance'))
+SECTIONS = (('data', 'Data'), ('drift', 'Drift'),
+            ('quality', 'Model quality'), ('training', 'Training'),
+            ('examples', 'Examples'), ('provenance', 'Provenance'))
 
 
 def _status_strip(run: run_record.PipelineRun) -> str:
@@ -83,6 +85,8 @@ img.example { width: 256px; image-rendering: pixelated; border: 1px solid
 figcaption { font-size: 13px; color: #656d76; }
 .legend { margin: 6px 0 18px; font-size: 13px; }
 .legend-item { margin-right: 14px; white-space: nowrap; }
+tr.bad td { background: #ffebe9; }
+svg.drift-bars { display: block; max-width: 100%; height: auto; }
 .swatch { display: inline-block; width: 12px; height: 12px; margin-right: 4px;
   vertical-align: middle; border: 1px solid #999; }
 """
@@ -93,6 +97,7 @@ def build_report_html(run: run_record.PipelineRun,
   """The review page of `run` as one self-contained HTML document."""
   builders = {
       'data': lambda: data_section.data_section(run),
+      'drift': lambda: drift_section.drift_section(run),
       'quality': lambda: quality_section.quality_section(run),
       'training': lambda: training_section.training_section(run),
       'examples': lambda: examples_section.examples_section(run,
