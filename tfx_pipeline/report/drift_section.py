@@ -108,13 +108,14 @@ def category_frequencies(dataset: Any, feature_name: str = CATEGORY_FEATURE
   return {}
 
 
-def _category_label(value: str) -> str:
-  """'<name> (<id>)' of a COCO category id; other values as they are."""
-  from tfx_pipeline import segment_images
-  try:
-    return f'{segment_images.category_names()[int(value)]} ({value})'
-  except (KeyError, ValueError):
-    return value
+def _category_labels(values: Sequence[str]) -> Dict[str, str]:
+  """{value: '<name> (<id>)'} of COCO category ids; other values as they
+  are."""
+  from schemas import load_categories
+  names = {str(category['id']): category['name']
+           for category in load_categories()}
+  return {value: f'{names[value]} ({value})' if value in names else value
+          for value in values}
 
 
 def paired_bars_svg(this_span: Mapping[str, float],
@@ -218,8 +219,7 @@ def _categories_html(drift: Mapping[str, Any]) -> str:
   if drift.get('baseline_statistics'):
     baseline = category_frequencies(load_dataset_statistics(
         drift['baseline_statistics']))
-  labels = {value: _category_label(value)
-            for value in set(this_span) | set(baseline or {})}
+  labels = _category_labels(sorted(set(this_span) | set(baseline or {})))
   svg, left_out = paired_bars_svg(this_span, baseline, labels)
   legend = (f'<span class="legend-item"><span class="swatch" style="'
             f'background:{_THIS_COLOR}"></span>this span</span>')
