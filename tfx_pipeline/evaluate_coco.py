@@ -32,8 +32,8 @@ import numpy as np
 from PIL import Image
 
 from schemas.coco_panoptic_png import decode_segment_ids
-from tfx_pipeline import predict
-from tfx_pipeline import prediction_output
+from trainer_module.inference import predict
+from trainer_module.inference import prediction_output
 from trainer_module import progress as train_progress
 
 PQ_JSON = 'pq.json'

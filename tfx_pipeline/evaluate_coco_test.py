@@ -10,7 +10,7 @@ import pytest
 
 from runners import cli
 from tfx_pipeline import evaluate_coco
-from tfx_pipeline import prediction_output
+from trainer_module.inference import prediction_output
 
 
 def test_evaluate_coco_prints_the_coco_panoptic_apis_pq(

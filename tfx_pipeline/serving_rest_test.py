@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from schemas.coco_panoptic_png import decode_segment_ids
-from tfx_pipeline import predict
+from trainer_module.inference import predict
 from tfx_pipeline import serving_rest
 from trainer_module import export
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from runners.commands import arg_types
 from tfx_pipeline import evaluate_coco
-from tfx_pipeline import prediction_output
+from trainer_module.inference import prediction_output
 
 
 def add_parser(subparsers: Any) -> None:

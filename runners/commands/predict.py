@@ -1,13 +1,13 @@
 """`maskformer-tfx predict`: COCO panoptic predictions of an exported model
-(`tfx_pipeline.predict`)."""
+(`trainer_module.inference.predict`)."""
 
 import argparse
 import pathlib
 from typing import Any
 
 from runners.commands import arg_types
-from tfx_pipeline import predict
-from tfx_pipeline import prediction_output
+from trainer_module.inference import predict
+from trainer_module.inference import prediction_output
 
 
 def add_parser(subparsers: Any) -> None:

@@ -1,5 +1,5 @@
 """The Examples section: eval images with their ground truth and the
-exported model's prediction overlaid (`tfx_pipeline.segment_images`, the
+exported model's prediction overlaid (`trainer_module.inference.overlays`, the
 same maps and overlay style as `maskformer-tfx predict`)."""
 
 import os
@@ -7,8 +7,8 @@ from typing import Any, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
-from tfx_pipeline import prediction_output
-from tfx_pipeline import segment_images
+from trainer_module.inference import prediction_output
+from trainer_module.inference import overlays
 from tfx_pipeline.report import html_parts as h
 from tfx_pipeline.report import run_record
 
@@ -33,7 +33,7 @@ def _legend(category_ids: Sequence[int], names: Mapping[int, str],
             colours: Mapping[int, Tuple[int, int, int]]) -> str:
   items = ''.join(
       f'<span class="legend-item"><span class="swatch" style="background:'
-      f'rgb{tuple(colours.get(i, segment_images.UNKNOWN_COLOUR))}"></span>'
+      f'rgb{tuple(colours.get(i, overlays.UNKNOWN_COLOUR))}"></span>'
       f'{h.e(names.get(i, i))}</span>' for i in category_ids)
   return f'<div class="legend">{items}</div>'
 
@@ -54,8 +54,8 @@ def _examples_html(run: run_record.PipelineRun, num_examples: int) -> str:
       'image/encoded'].bytes_list.value[0] for record in records]
   outputs = {key: value.numpy() for key, value in serve(
       **{export.IMAGES_INPUT: tf.constant(encoded)}).items()}
-  names = segment_images.category_names()
-  colours = segment_images.category_colours()
+  names = overlays.category_names()
+  colours = overlays.category_colours()
   blocks = []
   for index, record in enumerate(records):
     features = tf.train.Example.FromString(record).features.feature
@@ -63,7 +63,7 @@ def _examples_html(run: run_record.PipelineRun, num_examples: int) -> str:
     gt_category = _decode(features['image/panoptic/category_mask'], 1)[..., 0]
     gt_instance = _decode(features['image/panoptic/instance_mask'], 1)[..., 0]
     size = gt_category.shape
-    pred_category, pred_instance = segment_images.masks_of_segments(
+    pred_category, pred_instance = overlays.masks_of_segments(
         *prediction_output.segments_of(
             {key: value[index] for key, value in outputs.items()}))
     if pred_category.shape != size:
@@ -77,11 +77,11 @@ def _examples_html(run: run_record.PipelineRun, num_examples: int) -> str:
         f'<figcaption>{h.e(title)}</figcaption></figure>'
         for title, array in (
             ('image', image),
-            ('ground truth', segment_images.overlay(
+            ('ground truth', overlays.overlay(
                 image, gt_category, gt_instance, colours)),
             ('prediction' if pred_category.any() else
              'prediction (no segment: all void)',
-             segment_images.overlay(image, pred_category, pred_instance,
+             overlays.overlay(image, pred_category, pred_instance,
                                     colours))))
     blocks.append(f'<div class="example-row"><p>Image '
                   f'<code>{h.e(source_id)}</code> ({size[1]}×{size[0]})</p>'

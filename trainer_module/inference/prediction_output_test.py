@@ -11,9 +11,9 @@ from PIL import Image
 import pytest
 import tensorflow as tf
 
-from tfx_pipeline import predict
-from tfx_pipeline import prediction_output
-from tfx_pipeline.prediction_output import InputImage
+from trainer_module.inference import predict
+from trainer_module.inference import prediction_output
+from trainer_module.inference.prediction_output import InputImage
 
 
 def _encoded(array: np.ndarray, image_format: str) -> bytes:

@@ -13,8 +13,8 @@ import pytest
 import tensorflow as tf
 
 from runners import cli
-from tfx_pipeline import predict
-from tfx_pipeline import prediction_output
+from trainer_module.inference import predict
+from trainer_module.inference import prediction_output
 from schemas.coco_panoptic_png import decode_segment_ids
 from trainer_module.ops import coco_panoptic_output
 

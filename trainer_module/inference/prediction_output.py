@@ -1,5 +1,5 @@
 """The output folder of `predict` and `evaluate-coco`: PNGs, overlays and
-`predictions.json` (layout in `tfx_pipeline/predict.py`).
+`predictions.json` (layout in `trainer_module/inference/predict.py`).
 
 An output folder that holds an earlier call's results is refused unless the
 caller asks to overwrite, which clears those results first: a folder never
@@ -22,7 +22,7 @@ from PIL import UnidentifiedImageError
 
 from schemas import load_categories
 from schemas.coco_panoptic_png import decode_segment_ids
-from tfx_pipeline import segment_images
+from trainer_module.inference import overlays
 
 PREDICTIONS_JSON = 'predictions.json'
 PREDICTIONS_DIR = 'predictions'
@@ -156,11 +156,11 @@ def segments_of(outputs: Mapping[str, Any]
 
 def overlay_image(image: np.ndarray, ids: np.ndarray,
                   infos: Sequence[Mapping[str, Any]],
-                  colours: segment_images.Colours) -> np.ndarray:
-  """The image and its segments overlaid (`segment_images.overlay`), side
+                  colours: overlays.Colours) -> np.ndarray:
+  """The image and its segments overlaid (`overlays.overlay`), side
   by side, uint8 [H, 2W, 3]."""
-  category, instance = segment_images.masks_of_segments(ids, infos)
-  blended = segment_images.overlay(image, category, instance, colours)
+  category, instance = overlays.masks_of_segments(ids, infos)
+  blended = overlays.overlay(image, category, instance, colours)
   return np.concatenate([image.astype(np.uint8), blended], axis=1)
 
 
@@ -179,7 +179,7 @@ class PredictionWriter:
     self.overlays_dir = output_dir / OVERLAYS_DIR
     self.predictions_dir.mkdir()
     self.overlays_dir.mkdir()
-    self._colours = segment_images.category_colours()
+    self._colours = overlays.category_colours()
     self._annotations = []
     self._num_segments = 0
     self.skipped: List[Tuple[str, str]] = []

@@ -32,10 +32,10 @@ import re
 from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional,
                     Union)
 
-from tfx_pipeline import prediction_output
-from tfx_pipeline.prediction_output import InputImage
-from tfx_pipeline.prediction_output import PredictionSummary
-from tfx_pipeline.prediction_output import PredictionWriter
+from trainer_module.inference import prediction_output
+from trainer_module.inference.prediction_output import InputImage
+from trainer_module.inference.prediction_output import PredictionSummary
+from trainer_module.inference.prediction_output import PredictionWriter
 from trainer_module import progress as train_progress
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png')
