@@ -1,12 +1,12 @@
 """`maskformer-tfx evaluate-coco`: COCO's own panoptic quality of an exported
-model (`tfx_pipeline.evaluate_coco`)."""
+model (`trainer_module.evaluation.evaluate_coco`)."""
 
 import argparse
 import pathlib
 from typing import Any
 
 from runners.commands import arg_types
-from tfx_pipeline import evaluate_coco
+from trainer_module.evaluation import evaluate_coco
 from trainer_module.inference import prediction_output
 
 

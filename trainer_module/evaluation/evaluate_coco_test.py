@@ -9,7 +9,7 @@ from panopticapi import evaluation
 import pytest
 
 from runners import cli
-from tfx_pipeline import evaluate_coco
+from trainer_module.evaluation import evaluate_coco
 from trainer_module.inference import prediction_output
 
 
