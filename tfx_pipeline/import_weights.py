@@ -64,9 +64,9 @@ def import_weights(pkl: str, config: Optional[str], image_size: int,
                    backbone_only: bool = False) -> str:
   """Converts `pkl` into `output`; returns a summary to print."""
   from official.core import train_utils
-  from trainer_module.checkpoints import converter
-  from trainer_module.checkpoints import detectron2_config
-  from trainer_module.checkpoints import writer
+  from trainer_module.detectron2_import import converter
+  from trainer_module.detectron2_import import detectron2_config
+  from trainer_module.detectron2_import import writer
   start = time.time()
   if backbone_only:
     backbone, ignored = converter.convert_backbone(pkl, config, image_size)
@@ -99,8 +99,8 @@ def diff_test(pkl: str, config: Optional[str], forward: str,
               tolerance: float) -> tuple:
   """(table text, all passed) of the comparison with `forward`."""
   import numpy as np
-  from trainer_module.checkpoints import converter
-  from trainer_module.checkpoints import differential
+  from trainer_module.detectron2_import import converter
+  from trainer_module.detectron2_import import differential
   try:
     reference = np.load(forward)
   except (OSError, ValueError) as error:

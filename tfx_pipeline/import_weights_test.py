@@ -22,9 +22,9 @@ from official.modeling import hyperparams
 from runners import cli
 from trainer_module import registry_imports
 from trainer_module import raw_outputs
-from trainer_module.checkpoints import detectron2_mapping
-from trainer_module.checkpoints import differential
-from trainer_module.checkpoints import testing as checkpoints_testing
+from trainer_module.detectron2_import import detectron2_mapping
+from trainer_module.detectron2_import import differential
+from trainer_module.detectron2_import import testing as detectron2_testing
 
 TOLERANCE = 1e-4
 
@@ -178,7 +178,7 @@ def test_backbone_only_import_initialises_the_backbone(reference_forward_dir,
   that `init_checkpoint_modules: backbone` restores."""
   forward = np.load(reference_forward_dir / 'forward.npz')
   pkl = tmp_path / 'R-50.pkl'
-  checkpoints_testing.write_imagenet_pkl(reference_forward_dir, pkl)
+  detectron2_testing.write_imagenet_pkl(reference_forward_dir, pkl)
   output = tmp_path / 'r50_imagenet'
   assert cli.main([
       'import-weights', '--pkl', str(pkl), '--backbone-only',

@@ -4,7 +4,7 @@ import pickle
 
 import numpy as np
 
-from trainer_module.checkpoints import detectron2_pickle
+from trainer_module.detectron2_import import detectron2_pickle
 
 
 def write_imagenet_pkl(reference, path):

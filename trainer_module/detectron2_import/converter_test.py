@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer_module.checkpoints import converter
-from trainer_module.checkpoints import detectron2_config
-from trainer_module.checkpoints import detectron2_mapping
-from trainer_module.checkpoints import detectron2_pickle
-from trainer_module.checkpoints import differential
-from trainer_module.checkpoints import testing
-from trainer_module.checkpoints.detectron2_pickle import CheckpointError
+from trainer_module.detectron2_import import converter
+from trainer_module.detectron2_import import detectron2_config
+from trainer_module.detectron2_import import detectron2_mapping
+from trainer_module.detectron2_import import detectron2_pickle
+from trainer_module.detectron2_import import differential
+from trainer_module.detectron2_import import testing
+from trainer_module.detectron2_import.detectron2_pickle import CheckpointError
 
 # Every array of forward.npz the port must reproduce.
 COMPARED_ARRAYS = {

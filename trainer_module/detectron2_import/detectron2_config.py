@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from trainer_module.checkpoints.detectron2_pickle import CheckpointError
+from trainer_module.detectron2_import.detectron2_pickle import CheckpointError
 from trainer_module.configs import backbones
 from trainer_module.configs import maskformer_model
 from trainer_module.dataloaders import maskformer_input

@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Mapping, Tuple
 import numpy as np
 import tensorflow as tf
 
-from trainer_module.checkpoints.detectron2_pickle import CheckpointError
+from trainer_module.detectron2_import.detectron2_pickle import CheckpointError
 
 # (TF variable key, conversion of the PyTorch array, reshape to the variable).
 Target = Tuple[str, Callable[[np.ndarray], np.ndarray], bool]

@@ -6,8 +6,8 @@ import pickle
 import numpy as np
 import pytest
 
-from trainer_module.checkpoints import detectron2_pickle
-from trainer_module.checkpoints.detectron2_pickle import CheckpointError
+from trainer_module.detectron2_import import detectron2_pickle
+from trainer_module.detectron2_import.detectron2_pickle import CheckpointError
 
 
 class _WritesFile:

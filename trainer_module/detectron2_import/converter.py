@@ -8,9 +8,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from trainer_module.checkpoints import detectron2_config
-from trainer_module.checkpoints import detectron2_mapping
-from trainer_module.checkpoints import detectron2_pickle
+from trainer_module.detectron2_import import detectron2_config
+from trainer_module.detectron2_import import detectron2_mapping
+from trainer_module.detectron2_import import detectron2_pickle
 # Builds layers in float32 whatever the global (training) policy.
 from trainer_module.export import _float32_policy as float32_policy
 from trainer_module.modeling import factory

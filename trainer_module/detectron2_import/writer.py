@@ -20,9 +20,9 @@ from official.core import train_utils
 from trainer_module import export
 from trainer_module import raw_outputs
 from trainer_module import registry_imports
-from trainer_module.checkpoints import converter
-from trainer_module.checkpoints import detectron2_config
-from trainer_module.checkpoints import detectron2_mapping
+from trainer_module.detectron2_import import converter
+from trainer_module.detectron2_import import detectron2_config
+from trainer_module.detectron2_import import detectron2_mapping
 from trainer_module.configs import maskformer_detectron2
 from trainer_module.modeling import factory
 
