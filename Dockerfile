@@ -47,6 +47,7 @@ COPY pyproject.toml README.md ./
 COPY schemas/ schemas/
 COPY tfx_pipeline/ tfx_pipeline/
 COPY transform_module/ transform_module/
+COPY panoptic_data/ panoptic_data/
 COPY trainer_module/ trainer_module/
 COPY runners/ runners/
 RUN python -m pip install --no-deps --no-build-isolation \

@@ -53,7 +53,7 @@ def reference_forward_dir(goldens_dir) -> pathlib.Path:
 
 
 def _convert_real_sample(coco_sample_dir, output_dir, skip_crowd=False):
-  from tfx_pipeline import coco_conversion
+  from panoptic_data import coco_conversion
   coco_conversion.convert_coco_panoptic(
       image_dir=coco_sample_dir / 'input_images',
       annotations_file=coco_sample_dir / 'panoptic_examples.json',

@@ -73,7 +73,7 @@ def _parse_args() -> argparse.Namespace:
 
 def _write_inputs(work_dir: pathlib.Path, params, copies: int) -> str:
   """Converts the COCO sample, writes the transform graph; the raw file."""
-  from tfx_pipeline import coco_conversion
+  from panoptic_data import coco_conversion
   files = coco_conversion.convert_coco_panoptic(
       image_dir=_COCO_SAMPLE_DIR / 'input_images',
       annotations_file=_COCO_SAMPLE_DIR / 'panoptic_examples.json',

@@ -83,7 +83,7 @@ def _raw_records(args: argparse.Namespace, work_dir: pathlib.Path):
   if args.raw_records:
     files = tf.io.gfile.glob(args.raw_records)
   else:
-    from tfx_pipeline import coco_conversion
+    from panoptic_data import coco_conversion
     files = coco_conversion.convert_coco_panoptic(
         image_dir=_COCO_SAMPLE_DIR / 'input_images',
         annotations_file=_COCO_SAMPLE_DIR / 'panoptic_examples.json',

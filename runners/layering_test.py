@@ -1,5 +1,6 @@
 """Dependencies point one way:
-runners -> tfx_pipeline -> trainer_module -> transform_module -> schemas.
+runners -> tfx_pipeline -> trainer_module -> transform_module -> panoptic_data
+-> schemas.
 
 Every import statement of every .py file under each package is checked
 (module level or inside a function), tests included: a package's tests live
@@ -23,11 +24,13 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Which of our packages each package may import (besides itself).
 ALLOWED = {
     'schemas': set(),
-    'transform_module': {'schemas'},
-    'trainer_module': {'schemas', 'transform_module'},
-    'tfx_pipeline': {'schemas', 'transform_module', 'trainer_module'},
-    'runners': {'schemas', 'transform_module', 'trainer_module',
-                'tfx_pipeline'},
+    'panoptic_data': {'schemas'},
+    'transform_module': {'schemas', 'panoptic_data'},
+    'trainer_module': {'schemas', 'panoptic_data', 'transform_module'},
+    'tfx_pipeline': {'schemas', 'panoptic_data', 'transform_module',
+                     'trainer_module'},
+    'runners': {'schemas', 'panoptic_data', 'transform_module',
+                'trainer_module', 'tfx_pipeline'},
 }
 # What any test may import from a higher layer.
 TEST_ENTRY_POINT = 'runners.cli'

@@ -19,7 +19,7 @@ import tomli
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGES = ('tfx_pipeline', 'trainer_module', 'transform_module', 'runners',
-            'schemas')
+            'panoptic_data', 'schemas')
 TEST_ROOTS = ('tests', 'conftest.py')
 FIRST_PARTY = set(PACKAGES) | {'tests'}
 _MODULE_SUFFIX = re.compile(r'(\.cpython[^/]*)?\.(py|so|pyd)$')

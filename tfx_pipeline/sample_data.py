@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from schemas import load_categories
 from schemas.coco_panoptic_png import encode_segment_ids
-from tfx_pipeline import coco_conversion
+from panoptic_data import coco_conversion
 
 # COCO panoptic category ids used by the sample.
 PERSON, CAR, SPORTS_BALL, KITE = 1, 3, 37, 38
