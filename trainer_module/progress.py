@@ -11,7 +11,7 @@ Within a long loop (the reference config runs 1000 steps per loop) a
 heartbeat thread logs the same line, with the loss of the last finished loop,
 whenever `interval_s` seconds pass without one. Logging reaches stderr on
 Vertex AI (absl's handler) and the terminal of `maskformer-tfx run`
-(`tfx_pipeline.run_output` prints this logger's records).
+(`runners.run_output` prints this logger's records).
 
 `RateProgress` prints `done/total unit  X unit/s  ETA mm:ss` lines for loops
 over items (`predict`, `evaluate-coco`).

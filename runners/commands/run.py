@@ -162,7 +162,7 @@ def handle(args: argparse.Namespace) -> int:
 
 def _run_holding_root(args: argparse.Namespace, pipeline_root: str,
                       run_id: str) -> int:
-  from tfx_pipeline import run_output
+  from runners import run_output
   from tfx_pipeline.report import mlmd_run
 
   log_path = mlmd_run.log_path(pipeline_root, run_id)

@@ -3,7 +3,7 @@
 import io
 import logging
 
-from tfx_pipeline import run_output
+from runners import run_output
 from trainer_module import progress
 
 
