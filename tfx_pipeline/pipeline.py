@@ -8,7 +8,7 @@ from tfx.dsl.components.base.base_node import BaseNode
 
 from schemas import RAW_SCHEMA_FILE, schema_path
 from tfx_pipeline import data_validation
-from tfx_pipeline import evaluation
+from tfx_pipeline import eval_config
 from tfx_pipeline import pusher as pusher_lib
 from tfx_pipeline import vertex_pusher
 from tfx_pipeline import spans
@@ -102,7 +102,7 @@ def create_components(config: PipelineConfig) -> List[BaseNode]:
       examples=example_gen.outputs['examples'],
       model=trainer.outputs['model'],
       baseline_model=baseline_resolver.outputs['model'],
-      eval_config=evaluation.eval_config(config.pq_lower_bound,
+      eval_config=eval_config.eval_config(config.pq_lower_bound,
                                          config.pq_regression_tolerance),
       example_splits=['eval'])
   # Never pushes the same model twice (e.g. a cached rerun); on Vertex

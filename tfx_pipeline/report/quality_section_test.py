@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow_model_analysis as tfma
 
 from schemas import load_categories
-from tfx_pipeline import evaluation
+from tfx_pipeline import eval_config
 from tfx_pipeline.report import quality_section
 
 
@@ -25,7 +25,7 @@ class _TextParser(html.parser.HTMLParser):
 
 
 def test_threshold_lines_state_the_eval_config_bounds():
-  lines = quality_section.threshold_lines(evaluation.eval_config(0.3, 0.001))
+  lines = quality_section.threshold_lines(eval_config.eval_config(0.3, 0.001))
   assert 'pq ≥ 0.3' in lines
   assert any(line.startswith('pq (candidate) − pq (baseline) ≥ -0.001')
              for line in lines)
@@ -88,7 +88,7 @@ def _run_with_push(tmp_path, pushed_properties):
 def test_gate_names_the_registry_version_and_endpoint(tmp_path,
                                                       monkeypatch):
   monkeypatch.setattr(quality_section, '_eval_config',
-                      lambda run: evaluation.eval_config(0.3))
+                      lambda run: eval_config.eval_config(0.3))
   version = 'projects/p/locations/us-central1/models/7@3'
   endpoint = 'projects/p/locations/us-central1/endpoints/2'
   text = ''.join(_TextParser.of(quality_section._gate_html(
