@@ -4,7 +4,7 @@ After a rehearsal that deployed a version (a captured `deploy_model`
 request), the documented request body (`{"instances": [{"b64": ...}]}`,
 docs/deploy_vertex.md) with the first eval image of the run is answered by
 the deployed version's SavedModel (its upload's `artifact_uri`) with TF
-Serving's row-format rules (`tfx_pipeline.serving_rest`), as the endpoint
+Serving's row-format rules (`trainer_module.inference.serving_rest`), as the endpoint
 would answer it.
 """
 
@@ -51,7 +51,7 @@ def answer(requests_dir: str, job_root: str) -> List[str]:
   from PIL import Image
   import tensorflow as tf
   from schemas.coco_panoptic_png import decode_segment_ids
-  from tfx_pipeline import serving_rest
+  from trainer_module.inference import serving_rest
   body = {'instances': [{'b64': base64.b64encode(
       _first_eval_image(job_root)).decode('ascii')}]}
   [prediction] = serving_rest.predict(tf.saved_model.load(model_dir),

@@ -10,9 +10,9 @@ import pytest
 import tensorflow as tf
 
 from schemas.coco_panoptic_png import decode_segment_ids
-from trainer_module.inference import predict
-from tfx_pipeline import serving_rest
 from trainer_module import export
+from trainer_module.inference import predict
+from trainer_module.inference import serving_rest
 
 IMAGE_ID = 142238  # 427 × 640, real COCO val2017
 
