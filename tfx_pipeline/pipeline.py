@@ -67,7 +67,7 @@ def create_components(config: PipelineConfig) -> List[BaseNode]:
       'num_segment_slots': config.num_segment_slots,
       'materialized': config.materialize,
       # Stable across executions: an interrupted training of the same
-      # config and inputs resumes there (trainer_module.run_checkpoints).
+      # config and inputs resumes there (trainer_module.training_checkpoints).
       'checkpoint_dir': f'{config.pipeline_root.rstrip("/")}/checkpoints',
       'warm_start': config.warm_start,
   }

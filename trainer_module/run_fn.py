@@ -19,7 +19,7 @@ with the serving signatures of `trainer_module.export` to
     Transform write).
   checkpoint_dir: stable directory for resumable checkpoints; the
     training run's directory under it is keyed on the config and the
-    inputs (see `trainer_module.run_checkpoints`).
+    inputs (see `trainer_module.training_checkpoints`).
   run_key: name of this training run under `checkpoint_dir` (default: the
     experiment name and a fingerprint of the config and the inputs).
   init_checkpoint: overrides `task.init_checkpoint` (a checkpoint prefix or
@@ -29,7 +29,7 @@ with the serving signatures of `trainer_module.export` to
 
 Resuming: with `checkpoint_dir`, an interrupted training of the same config
 and inputs continues from its last checkpoint; other inputs or config train
-from step 0 (`trainer_module.run_checkpoints`). Without `checkpoint_dir`,
+from step 0 (`trainer_module.training_checkpoints`). Without `checkpoint_dir`,
 checkpoints go to `model_run_dir` (resuming only within one execution).
 After the export, the run's checkpoints are deleted and its model weights
 are kept with the model artifact (`WARM_START_SUBDIR`), where a later warm
@@ -61,7 +61,7 @@ from official.modeling import performance
 from trainer_module import export
 from trainer_module import progress
 from trainer_module import registry_imports
-from trainer_module import run_checkpoints
+from trainer_module import training_checkpoints
 from trainer_module.configs import experiment_names
 from trainer_module.tasks import init_checkpoint as init_checkpoint_lib
 
@@ -292,14 +292,14 @@ def run_fn(fn_args: Any) -> None:
     fn_args: TFX `FnArgs`; see the module docstring for `custom_config`.
   """
   params = build_experiment_config(fn_args)
-  model_dir = run_checkpoints.checkpoint_dir_of(fn_args, params)
+  model_dir = training_checkpoints.checkpoint_dir_of(fn_args, params)
   logging.info('MaskFormer checkpoints: %s; summaries: %s', model_dir,
                fn_args.model_run_dir)
   resumed_from = tf.train.latest_checkpoint(model_dir)
   if resumed_from:
     logging.info('Continuing the training run of %s (up to step %d).',
                  resumed_from, params.trainer.train_steps)
-    run_checkpoints.report_resumption(resumed_from)
+    training_checkpoints.report_resumption(resumed_from)
   else:
     logging.info('Training from step 0 (no checkpoint of this config and '
                  'these inputs in %s).', model_dir)
@@ -321,4 +321,4 @@ def run_fn(fn_args: Any) -> None:
   export.export_saved_model(params, checkpoint_path, transform_output_dir,
                             fn_args.serving_model_dir)
   save_warm_start_weights(params, checkpoint_path, fn_args.serving_model_dir)
-  run_checkpoints.finish_run(fn_args, model_dir)
+  training_checkpoints.finish_run(fn_args, model_dir)

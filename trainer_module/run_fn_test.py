@@ -19,8 +19,8 @@ from tfx.components.trainer import fn_args_utils
 
 from official.core import task_factory
 from trainer_module import export
-from trainer_module import run_checkpoints
-from trainer_module.run_checkpoints import checkpoint_dir_of
+from trainer_module import training_checkpoints
+from trainer_module.training_checkpoints import checkpoint_dir_of
 from trainer_module.run_fn import build_experiment_config
 from trainer_module.run_fn import run_fn
 from trainer_module.run_fn import WARM_START_SUBDIR
@@ -250,14 +250,14 @@ def test_finished_runs_are_deleted_and_unfinished_ones_bounded(tmp_path):
   fn_args = fn_args_utils.FnArgs(custom_config={'checkpoint_dir': str(base)},
                                  model_run_dir=str(tmp_path / 'model_run'))
 
-  deleted = run_checkpoints.finish_run(fn_args, str(runs[0]),
+  deleted = training_checkpoints.finish_run(fn_args, str(runs[0]),
                                        keep_unfinished=2)
 
   # The finished run and the oldest unfinished ones go; the 2 newest stay.
   assert sorted(deleted) == [str(runs[index]) for index in (0, 1, 2)]
   assert sorted(p.name for p in base.iterdir()) == ['run3', 'run4']
   # Without checkpoint_dir (checkpoints in model_run_dir) nothing is deleted.
-  assert run_checkpoints.finish_run(
+  assert training_checkpoints.finish_run(
       fn_args_utils.FnArgs(custom_config={}), str(runs[3])) == []
   assert runs[3].exists()
 

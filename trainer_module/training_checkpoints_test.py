@@ -5,7 +5,7 @@ from typing import List, Sequence
 
 import tensorflow as tf
 
-from trainer_module import run_checkpoints
+from trainer_module import training_checkpoints
 
 
 def _examples(count: int) -> List[tf.train.Example]:
@@ -64,7 +64,7 @@ def test_fingerprint_is_the_examples_content_not_their_bytes(tmp_path):
          [e.SerializeToString() for e in examples[:5]])
 
   def fingerprint(*patterns):
-    return run_checkpoints.examples_fingerprint(
+    return training_checkpoints.examples_fingerprint(
         [str(tmp_path / pattern) for pattern in patterns])
 
   base = fingerprint('a/*')
@@ -86,14 +86,14 @@ def test_inputs_fingerprint_follows_the_transform_graph_content(tmp_path):
                         ('g3', b'other graph')):
     (tmp_path / name / 'transform_fn').mkdir(parents=True)
     (tmp_path / name / 'transform_fn' / 'saved_model.pb').write_bytes(content)
-    graphs.append(run_checkpoints.inputs_fingerprint(
+    graphs.append(training_checkpoints.inputs_fingerprint(
         examples, examples, str(tmp_path / name)))
   assert graphs[0] == graphs[1] != graphs[2]
 
 
 def test_resumption_is_reported_as_a_progress_line(caplog):
   with caplog.at_level('INFO', logger='maskformer_tfx.progress'):
-    run_checkpoints.report_resumption('/ckpt/maskformer_tiny-0123/ckpt-250')
+    training_checkpoints.report_resumption('/ckpt/maskformer_tiny-0123/ckpt-250')
   assert [r.getMessage() for r in caplog.records] == [
       'resuming from step 250 (checkpoint '
       '/ckpt/maskformer_tiny-0123/ckpt-250)']
