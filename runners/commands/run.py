@@ -184,12 +184,12 @@ def _run_holding_root(args: argparse.Namespace, pipeline_root: str,
     with run_output.logs_to_file(log_path) as progress:
       # A damaged or unwritable ML Metadata store, like a damaged input
       # file, stops the run here, named, before any component starts.
-      from tfx_pipeline import metadata_check
+      from runners import metadata_check
       metadata_check.check_sqlite_store(
           os.path.join(pipeline_root, 'metadata.sqlite'))
       if not args.skip_input_check:
         # The input check's error is logged; one paragraph is printed.
-        from tfx_pipeline import input_files
+        from runners import input_files
         input_files.check_split_files(data_root, patterns)
       try:
         config = pipeline_config_of(args, data_root, pipeline_root, span)

@@ -7,8 +7,8 @@ import os
 import pytest
 import tensorflow as tf
 
-from tfx_pipeline import input_files
-from tfx_pipeline.input_files import DamagedInputError
+from runners import input_files
+from runners.input_files import DamagedInputError
 
 # Record sizes that cross the checker's read chunk and include an empty one.
 PAYLOADS = [b'a' * 100, b'', os.urandom(5 << 20), b'\x1f\x8b' * 7]

@@ -6,8 +6,8 @@ import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 import pytest
 
-from tfx_pipeline import metadata_check
-from tfx_pipeline.metadata_check import MetadataStoreError
+from runners import metadata_check
+from runners.metadata_check import MetadataStoreError
 
 
 def _real_store(path) -> None:
