@@ -112,8 +112,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def pipeline_config_of(args: argparse.Namespace, data_root: str,
-                     pipeline_root: str, span: Optional[int] = None
-                    ) -> pipeline_config.PipelineConfig:
+                       pipeline_root: str, span: Optional[int] = None
+                      ) -> pipeline_config.PipelineConfig:
   """The `PipelineConfig` of `run`'s or `validate`'s arguments."""
   overrides = {
       key: getattr(args, key, None) for key in (

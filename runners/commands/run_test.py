@@ -18,7 +18,7 @@ from tfx_pipeline.report import mlmd_run
 def _config(argv, tmp_path):
   args = cli.build_parser().parse_args(['run', *argv])
   return run.pipeline_config_of(args, str(tmp_path / 'data'),
-                              str(tmp_path / 'root'))
+                                str(tmp_path / 'root'))
 
 
 def _experiment(config):
