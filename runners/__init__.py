@@ -1,1 +1,2 @@
-"""Runners: thin launchers of the pipeline defined in `tfx_pipeline.pipeline`."""
+"""Runners: the `maskformer-tfx` CLI (`cli`, `commands`) and the launchers of
+the pipeline defined in `tfx_pipeline.pipeline` (local, Vertex AI)."""

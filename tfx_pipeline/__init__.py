@@ -1,4 +1,5 @@
-"""maskformer-tfx: the TFX pipeline (definition, components, CLI) for MaskFormer."""
+"""maskformer-tfx: the TFX pipeline for MaskFormer (its definition, its
+components and the review report)."""
 
 from schemas.keras_env import ensure_legacy_keras
 
