@@ -10,6 +10,12 @@ here on the CPU strategy. After the pipeline, the exit handler runs with
 the final status Vertex would pass: the good run's page is ReviewReport's
 (the exit handler points at it), the run stopped at the data gate gets its
 page from the exit handler.
+
+The data root holds spans (`span-{SPAN}/train-*`): the good rehearsal reads
+span 1; a second rehearsal on the same root, after span 2 (another sample
+of the same distribution) arrives, reads span 2 and compares it with the
+data of the first run's blessed model, which the latest-blessed-model
+resolver returns from the rehearsal's ML Metadata.
 """
 
 import json
@@ -33,6 +39,7 @@ BUCKET = 'maskformer-bucket'
 PIPELINE_ROOT = f'gs://{BUCKET}/pipelines/maskformer'
 DATA_ROOT = f'gs://{BUCKET}/coco/tfrecords'
 IMAGE = 'us-central1-docker.pkg.dev/maskformer-proj/ml/maskformer-tfx:1.0'
+TRAIN_PATTERN, EVAL_PATTERN = 'span-{SPAN}/train-*', 'span-{SPAN}/val-*'
 TRAINER_IMAGE = ('us-central1-docker.pkg.dev/maskformer-proj/ml/'
                  'maskformer-tfx-tpu:1.0')
 
@@ -44,6 +51,7 @@ def compiled(tmp_path_factory) -> str:
       project='maskformer-proj', region='us-central1',
       pipeline_root=PIPELINE_ROOT, data_root=DATA_ROOT, image=IMAGE,
       trainer_image=TRAINER_IMAGE, experiment='maskformer_tiny',
+      train_pattern=TRAIN_PATTERN, eval_pattern=EVAL_PATTERN,
       train_steps=2, eval_steps=1, pq_lower_bound=0.0,
       endpoint='maskformer-endpoint')
   output = tmp_path_factory.mktemp('rehearsal_compiled') / 'pipeline.json'
@@ -51,9 +59,10 @@ def compiled(tmp_path_factory) -> str:
 
 
 def _gcs_root_with_data(root: pathlib.Path, records: pathlib.Path,
-                        eval_examples=None) -> pathlib.Path:
-  """A local Cloud Storage root whose DATA_ROOT holds `records`' splits."""
-  data = root / DATA_ROOT[len('gs://'):]
+                        eval_examples=None, span: int = 1) -> pathlib.Path:
+  """A local Cloud Storage root whose DATA_ROOT holds `records`' splits as
+  span `span`."""
+  data = root / DATA_ROOT[len('gs://'):] / f'span-{span}'
   data.mkdir(parents=True)
   for path in records.glob('train-*'):
     shutil.copy(path, data / path.name)
@@ -67,17 +76,30 @@ def _gcs_root_with_data(root: pathlib.Path, records: pathlib.Path,
 
 
 @pytest.fixture(scope='module')
-def rehearsals(compiled, synthetic_sample, tmp_path_factory) -> Dict[str, Any]:
+def span_records(tmp_path_factory) -> Dict[int, pathlib.Path]:
+  """{span: its TFRecords}: synthetic samples of one distribution (seeds 11
+  and 12) of 40 train and 3 eval images of 64×64. The drift schema's
+  thresholds are calibrated on spans of 40 images: two such spans do not
+  drift, while spans of a few images differ by sampling noise alone."""
+  from tfx_pipeline import sample_data
+  return {span: sample_data.make_sample_tfrecords(
+      tmp_path_factory.mktemp(f'span_{span}'), num_train=40, num_val=3,
+      image_size=64, seed=10 + span) for span in (1, 2)}
+
+
+@pytest.fixture(scope='module')
+def rehearsals(compiled, synthetic_sample, span_records, tmp_path_factory
+               ) -> Dict[str, Any]:
   """Two independent rehearsals, run side by side (each task is its own
-  process, mostly single-threaded start-up): 'good' on the synthetic sample,
-  'anomaly' on it with an eval record lacking its category mask. Returns
-  {name: (Cloud Storage root, CLI result)}."""
+  process, mostly single-threaded start-up): 'good' on span 1, 'anomaly' on
+  the synthetic sample with an eval record lacking its category mask.
+  Returns {name: (Cloud Storage root, CLI result)}."""
   records = synthetic_sample / 'tfrecords'
   bad_eval = pipeline_helpers.read_examples(str(records / 'val-*'))
   bad_eval[0] = pipeline_helpers.without_category_mask(bad_eval[0])
   roots = {
       'good': _gcs_root_with_data(tmp_path_factory.mktemp('rehearsal_gcs'),
-                                  records),
+                                  span_records[1]),
       'anomaly': _gcs_root_with_data(tmp_path_factory.mktemp('anomaly_gcs'),
                                      records, bad_eval)}
   outputs = {name: tmp_path_factory.mktemp(f'{name}_rehearsal_output')
@@ -116,9 +138,13 @@ def _succeeded(root: pathlib.Path, result) -> Dict[str, Any]:
 
 
 @pytest.fixture(scope='module')
-def second_rehearsal(compiled, rehearsal, tmp_path_factory) -> Dict[str, Any]:
-  """The pipeline rehearsed again on the good rehearsal's root: a new
-  model, blessed, becomes the second version of the registry model."""
+def second_rehearsal(compiled, rehearsal, span_records, tmp_path_factory
+                     ) -> Dict[str, Any]:
+  """The pipeline rehearsed again on the good rehearsal's root once span 2
+  is there: it reads span 2, compares it with the data of the first run's
+  blessed model, and its new model, blessed, becomes the second version of
+  the registry model."""
+  _gcs_root_with_data(rehearsal['root'], span_records[2], span=2)
   output = tmp_path_factory.mktemp('second_rehearsal_output')
   process = pipeline_helpers.start_cli(
       ['rehearse-vertex', '--compiled', compiled, '--gcs-root',
@@ -271,6 +297,24 @@ def test_a_second_run_uploads_a_new_version_and_replaces_the_deployment(
   assert split.pop('0') == 100 and set(split.values()) <= {0}, split
   undeploy = json.loads((requests / 'undeploy_model_1.json').read_text())
   assert undeploy['deployed_model_id'] == '1'
+
+
+def _examples_span(job_root: pathlib.Path) -> int:
+  """The span on ImportExampleGen's Examples, as the job recorded it."""
+  output = json.loads((_task_dir(job_root, 'ImportExampleGen') /
+                       'executor_output.json').read_text())
+  return int(output['artifacts']['examples']['artifacts'][0]['metadata'][
+      'span'])
+
+
+def test_each_run_reads_the_latest_span(rehearsal, second_rehearsal):
+  """ImportExampleGen's driver resolves `{SPAN}` to the latest span, and the
+  executor reads that span's files (the parameters the driver wrote)."""
+  assert _examples_span(rehearsal['job_root']) == 1
+  assert _examples_span(second_rehearsal['job_root']) == 2
+  for run, span in ((rehearsal, 1), (second_rehearsal, 2)):
+    assert re.search(rf'driver: parameter input_config -> .*span-{span}/'
+                     r'train-\*', run['stdout']), run['stdout'][-3000:]
 
 
 def test_data_with_an_anomaly_stops_at_the_gate(rehearsals):

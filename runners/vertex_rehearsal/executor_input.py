@@ -65,7 +65,7 @@ def _constant(task: Task, name: str, spec: Mapping[str, Any]) -> Any:
                        'value.')
 
 
-def _as_value(plain: Any) -> Dict[str, Any]:
+def as_value(plain: Any) -> Dict[str, Any]:
   """The deprecated `Value` form of a parameter (TFX's schema 2.0 reads it)."""
   if isinstance(plain, bool) or isinstance(plain, int):
     return {'intValue': str(int(plain))}
@@ -106,14 +106,14 @@ def build(task: Task,
       if final_status is None:
         raise RehearsalError(f'Task {task.name}: parameter {name} is the final '
                              'status of a DAG; only an exit task gets one.')
-      parameters[name] = _as_value(json.dumps(final_status, sort_keys=True))
+      parameters[name] = as_value(json.dumps(final_status, sort_keys=True))
       parameter_values[name] = dict(final_status)
       notes.append(f'{task.name}: parameter {name}: final status '
                    f'{final_status["state"]}')
       continue
     value, changes = map_parameter(name, _constant(task, name, spec))
     notes.extend(changes)
-    parameters[name] = _as_value(value)
+    parameters[name] = as_value(value)
     parameter_values[name] = value
   artifacts = {}
   for key, spec in sorted(task.spec.get('inputs', {}).get('artifacts',

@@ -314,9 +314,18 @@ class Rehearsal:
     return 'succeeded'
 
   def _apply_driver_output(self, executor_input: Dict[str, Any]) -> None:
-    """As Vertex does after the driver: the output artifacts take the
-    metadata the driver wrote (span, version, fingerprint)."""
+    """As Vertex does after the driver: the task's parameters take the
+    values the driver wrote (the span, version and fingerprint it resolved,
+    and `input_config` with `{SPAN}` replaced by that span), and its output
+    artifacts the metadata it wrote."""
     output = executor_input_lib.read_executor_output(executor_input) or {}
+    inputs = executor_input['inputs']
+    for name, value in sorted(output.get('parameterValues', {}).items()):
+      if inputs['parameterValues'].get(name) != value:
+        self.print(f'  driver: parameter {name} -> '
+                   f'{" ".join(str(value).split())}')
+      inputs['parameterValues'][name] = value
+      inputs['parameters'][name] = executor_input_lib.as_value(value)
     for key, listed in output.get('artifacts', {}).items():
       written = (listed.get('artifacts') or [{}])[0]
       declared = executor_input['outputs']['artifacts'].get(key)
