@@ -17,14 +17,21 @@ PARAMS_OVERRIDE = {
     'trainer': {'steps_per_loop': 1, 'summary_interval': 1,
                 'checkpoint_interval': 1, 'validation_interval': 1000},
 }
-TRAIN_STEPS = 30
+TRAIN_STEPS = 12
 KILL_AFTER_STEP = 2
 STARTUP_TIMEOUT_S = 900
 
 
 def _latest_step(root: pathlib.Path) -> int:
-  steps = [int(path.name[len('ckpt-'):-len('.index')])
-           for path in root.glob('checkpoints/*/ckpt-*.index')]
+  """The step of the newest complete checkpoint: the one the checkpoint
+  manager's state file names (it is written after the checkpoint's files,
+  so a checkpoint whose files exist but which a kill interrupted before the
+  state file was updated is not counted: a resume does not use it either)."""
+  steps = [int(match.group(1))
+           for path in root.glob('checkpoints/*/checkpoint')
+           for match in [re.search(r'^model_checkpoint_path: "(?:.*/)?ckpt-(\d+)"',
+                                   path.read_text(), re.MULTILINE)]
+           if match]
   return max(steps, default=0)
 
 
