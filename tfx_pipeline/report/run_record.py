@@ -20,9 +20,10 @@ _DONE_STATES = ('COMPLETE', 'CACHED')
 INTERRUPTED = 'INTERRUPTED'
 # The pipeline's nodes in the order tfx_pipeline.pipeline wires them.
 PIPELINE_NODES = ('ImportExampleGen', 'ImportSchemaGen', 'StatisticsGen',
-                  'ExampleValidator', 'DataValidationGate', 'Transform',
-                  'Trainer', 'latest_blessed_model_resolver', 'Evaluator',
-                  'Pusher', 'ReviewReport')
+                  'ExampleValidator', 'DataValidationGate',
+                  'PanopticStatisticsGen', 'latest_blessed_model_resolver',
+                  'DriftValidator', 'DriftGate', 'Transform', 'Trainer',
+                  'Evaluator', 'Pusher', 'ReviewReport')
 # (node id, output key) of each input of the ReviewReport component.
 COMPONENT_INPUTS = {
     'examples': ('ImportExampleGen', 'examples'),

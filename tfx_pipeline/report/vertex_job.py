@@ -153,9 +153,9 @@ def load_run(pipeline_root: str, status: FinalStatus, pipeline_name: str,
   """The run of a Vertex job from its task directories and final status.
 
   A task whose `executor_output.json` exists completed. When the job did not
-  succeed, the first pipeline node (in pipeline order) that did not complete
-  is the one that failed (its upstream nodes all completed), or those the
-  job's error message names.
+  succeed, the nodes the job's error message names failed; else those that
+  left a task directory without finishing; else the first pipeline node (in
+  pipeline order) that did not complete.
 
   A job that wrote nothing (e.g. its first step failed) gives a run of no
   completed node, its source saying so.
@@ -167,19 +167,23 @@ def load_run(pipeline_root: str, status: FinalStatus, pipeline_name: str,
   except run_record.ReportError as error:
     found, where = {}, str(error)
   nodes: Dict[str, run_record.NodeRun] = {}
+  unfinished = []
   for node_id, task_dir in found.items():
     if node_id in skip_tasks:
       continue
     outputs = _outputs(task_dir, node_id)
     if outputs is not None:
       nodes[node_id] = run_record.NodeRun(node_id, 'COMPLETE', {}, {}, outputs)
+    else:
+      unfinished.append(node_id)
   if not status.succeeded:
     not_done = [node_id for node_id in run_record.PIPELINE_NODES
                 if node_id not in nodes and node_id not in _NO_DIRECTORY]
     named = [node_id for node_id in not_done
              if re.search(rf'\b{re.escape(node_id)}\b', status.error)]
+    started = [node_id for node_id in not_done if node_id in unfinished]
     state = 'CANCELLED' if status.state == 'CANCELLED' else 'FAILED'
-    for node_id in (named or not_done[:1]):
+    for node_id in (named or started or not_done[:1]):
       nodes[node_id] = run_record.NodeRun(node_id, state, {}, {}, {})
   return run_record.PipelineRun(
       pipeline_root=pipeline_root, pipeline_name=pipeline_name,

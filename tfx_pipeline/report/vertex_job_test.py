@@ -113,3 +113,44 @@ def test_a_job_that_wrote_nothing_still_has_a_run(tmp_path):
   run = vertex_job.load_run(str(tmp_path), _status(message=''), 'p')
   assert run.failed_nodes() == ['ImportExampleGen']
   assert f'No outputs of job {JOB_ID}' in run.source
+
+
+def test_a_job_stopped_by_the_drift_gate_shows_its_drift(tmp_path):
+  """The exit handler's page of a job the DriftGate stopped: the gate is the
+  failed node and the Drift section reads the DriftValidator's drift.json
+  from the job's task outputs."""
+  from tfx_pipeline.report import page
+  job_root = tmp_path / 'root' / '123456' / JOB_ID
+  for name, key in (('ImportExampleGen', 'examples'),
+                    ('ImportSchemaGen', 'schema'),
+                    ('StatisticsGen', 'statistics'),
+                    ('ExampleValidator', 'anomalies'),
+                    ('DataValidationGate', None),
+                    ('PanopticStatisticsGen', 'statistics'),
+                    ('DriftValidator', 'drift'),
+                    ('Transform', 'transform_graph')):
+    _task(job_root, name, {key: {}} if key else {})
+  (drift_dir,) = job_root.glob('DriftValidator_*/drift')
+  model = 'gs://b/root/123456/job-1/Trainer_-1/model'
+  (drift_dir / 'drift.json').write_text(json.dumps({
+      'baseline_model': model, 'baseline_statistics': None,
+      'statistics': str(tmp_path / 'absent' / 'FeatureStats.pb'), 'span': 3,
+      'allow_drift': False, 'drifted': True, 'features': [
+          {'feature': 'segment_category',
+           'comparator': 'jensen_shannon_divergence', 'distance': 0.31,
+           'threshold': 0.05, 'drifted': True}],
+      'message': f'Data drift against the data of blessed model {model}: '
+                 "'segment_category' Jensen-Shannon 0.31 > 0.05"}))
+  run = vertex_job.load_run(
+      str(tmp_path / 'root'),
+      _status(message='The DAG failed because some tasks failed. The failed '
+              'tasks are: [DriftGate].'), 'maskformer-tfx')
+  assert run.failed_nodes() == ['DriftGate']
+  html = page.build_report_html(run, num_examples=1)
+  assert '<li class="bad">DriftGate: failed</li>' in html
+  assert '<li class="good">DriftValidator: complete</li>' in html
+  drift = html.split('<section id="drift">')[1].split('</section>')[0]
+  assert 'id="drift-verdict">DRIFTED</b>' in drift
+  assert f'<code>{model}</code>' in drift
+  assert 'The run stopped at DriftGate, before the Trainer.' in drift
+  assert 'data-feature="segment_category" data-drifted="true"' in drift
