@@ -56,12 +56,29 @@ class GroupNormalization(tf_keras.layers.Layer):
 
   def call(self, inputs: tf.Tensor) -> tf.Tensor:
     batch_size, height, width, channels = static_or_dynamic_shape(inputs)
-    grouped = tf.reshape(inputs, [batch_size, height, width, self._groups,
-                                  channels // self._groups])
-    mean, variance = tf.nn.moments(grouped, axes=[1, 2, 4], keepdims=True)
-    normalised = (grouped - mean) * tf.math.rsqrt(variance + self._epsilon)
-    return (tf.reshape(normalised, [batch_size, height, width, channels])
-            * self.gamma + self.beta)
+    per_group = self.gamma.shape[0] // self._groups
+    pixels = tf.reshape(inputs, [batch_size, -1, channels])
+
+    def group_mean(values):
+      # Over the pixels first (a reduction over the outer axis, which is
+      # several times faster on CPU than one over axes 1, 2 and 4 of the
+      # grouped [B, H, W, G, C/G] view), then over each group's channels;
+      # the group's value repeated for its channels: [B, 1, C].
+      channel_mean = tf.reduce_mean(values, axis=1)
+      mean = tf.reduce_mean(
+          tf.reshape(channel_mean, [batch_size, self._groups, per_group]),
+          axis=2, keepdims=True)
+      return tf.reshape(tf.repeat(mean, per_group, axis=2),
+                        [batch_size, 1, channels])
+
+    mean = group_mean(pixels)
+    variance = group_mean(tf.math.squared_difference(pixels, mean))
+    # (x - mean) / std · gamma + beta as one scale and shift per channel:
+    # two passes over the activations instead of four.
+    scale = tf.math.rsqrt(variance + self._epsilon) * self.gamma
+    shift = self.beta - mean * scale
+    return tf.reshape(pixels * scale + shift,
+                      [batch_size, height, width, channels])
 
   def get_config(self):
     return dict(super().get_config(), groups=self._groups,
