@@ -45,10 +45,14 @@ class FrozenBatchNorm(tf_keras.layers.Layer):
           dtype=tf.float32))
     super().build(input_shape)
 
+  def scale_and_shift(self):
+    """(scale, shift) of y = x · scale + shift, as FrozenBatchNorm2d."""
+    scale = self.gamma * tf.math.rsqrt(self.moving_variance + self._epsilon)
+    return scale, self.beta - self.moving_mean * scale
+
   def call(self, inputs: tf.Tensor) -> tf.Tensor:
     # The same operations, in the same order, as FrozenBatchNorm2d.forward.
-    scale = self.gamma * tf.math.rsqrt(self.moving_variance + self._epsilon)
-    shift = self.beta - self.moving_mean * scale
+    scale, shift = self.scale_and_shift()
     return (inputs * tf.cast(scale, inputs.dtype)
             + tf.cast(shift, inputs.dtype))
 
@@ -73,11 +77,31 @@ class ConvFrozenBN(tf_keras.layers.Layer):
         kernel_regularizer=kernel_regularizer, name='conv')
     self.norm = FrozenBatchNorm(epsilon, name='norm')
 
+  def build(self, input_shape):
+    # The sublayers' weights under their own names, as calling them would.
+    # Only the channels matter (the convolution pads its input itself).
+    channels = tf.TensorShape(input_shape)[-1]
+    with tf.name_scope(self.conv.name):
+      self.conv.build(tf.TensorShape([None, None, None, channels]))
+    with tf.name_scope(self.norm.name):
+      self.norm.build(tf.TensorShape([None, None, None, self.conv.filters]))
+    super().build(input_shape)
+
   def call(self, inputs: tf.Tensor) -> tf.Tensor:
-    if self._padding:
-      pad = self._padding
-      inputs = tf.pad(inputs, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
-    return self.norm(self.conv(inputs))
+    # conv(x, W) · scale + shift computed as conv(x, W · scale) + shift: the
+    # frozen scale is folded into the kernel (a weight-sized multiply instead
+    # of two activation-sized passes, forward and backward), the padding is
+    # the convolution's own (no padded copy of the input) and the shift is a
+    # BiasAdd, which grappler fuses with the convolution and a following
+    # ReLU on CPU.
+    scale, shift = self.norm.scale_and_shift()
+    kernel = tf.cast(self.conv.kernel, tf.float32) * scale
+    pad = self._padding
+    padding = ([[0, 0], [pad, pad], [pad, pad], [0, 0]] if pad
+               else self.conv.padding.upper())
+    outputs = tf.nn.conv2d(inputs, tf.cast(kernel, inputs.dtype),
+                           strides=self.conv.strides, padding=padding)
+    return tf.nn.bias_add(outputs, tf.cast(shift, inputs.dtype))
 
 
 class Bottleneck(tf_keras.layers.Layer):
