@@ -104,12 +104,14 @@ def mask_losses_per_pair(logits: tf.Tensor, targets: tf.Tensor,
   logits = upsample_bilinear(logits, stride, axes=(2, 3))
   targets = tf.cast(targets, tf.float32) * pixel_weights
   prob = tf.sigmoid(logits)
-  # Binary targets: BCE(x, 1) = softplus(-x), BCE(x, 0) = softplus(x); one
-  # select instead of the general soft-target formula (fewer full-size ops).
-  focal = tf.where(
-      targets > 0.0,
-      _FOCAL_ALPHA * tf.square(1.0 - prob) * tf.nn.softplus(-logits),
-      (1.0 - _FOCAL_ALPHA) * tf.square(prob) * tf.nn.softplus(logits))
+  # Binary targets: BCE(x, 1) = softplus(-x), BCE(x, 0) = softplus(x), so
+  # focal = alpha_t · (1 - p_t)² · softplus(-x_t) with x_t = ±x and p_t = p or
+  # 1 - p: the same values as selecting between the two branches, with one
+  # softplus and one square over the full-size pairs instead of two each.
+  positive = targets > 0.0
+  focal = (tf.where(positive, _FOCAL_ALPHA, 1.0 - _FOCAL_ALPHA)
+           * tf.square(tf.where(positive, 1.0 - prob, prob))
+           * tf.nn.softplus(tf.where(positive, -logits, logits)))
   focal = tf.reduce_sum(focal * pixel_weights, axis=[2, 3]) / num_pixels
   prob *= pixel_weights
   dice = 1.0 - (2.0 * tf.reduce_sum(prob * targets, axis=[2, 3]) + 1.0) / (
