@@ -2,7 +2,9 @@
 
 `panoptic_coco_categories.json` holds the 133 COCO panoptic categories
 (80 things, 53 stuff); a category's contiguous class id is its position in it.
-`raw_schema.pbtxt` is the curated TFDV schema of the raw TFMG records.
+`raw_schema.pbtxt` is the curated TFDV schema of the raw TFMG records;
+`panoptic_drift_schema.pbtxt` holds the drift limits of the panoptic
+statistics (tfx_pipeline.drift).
 """
 
 import functools
@@ -12,6 +14,7 @@ from typing import List
 
 CATEGORIES_FILE = 'panoptic_coco_categories.json'
 RAW_SCHEMA_FILE = 'raw_schema.pbtxt'
+DRIFT_SCHEMA_FILE = 'panoptic_drift_schema.pbtxt'
 
 
 def schema_path(name: str) -> str:

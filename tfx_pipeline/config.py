@@ -63,6 +63,10 @@ class PipelineConfig:
       StatisticsGen → schema → ExampleValidator → gate).
     schema_file: the curated raw schema (default: the installed package's;
       container images pass their own path).
+    drift_schema_file: the drift limits of the panoptic statistics (default:
+      schemas/panoptic_drift_schema.pbtxt).
+    allow_drift: train even when the data drifted against the data of the
+      last blessed model (the summary and the report flag it).
     vertex_training: Vertex AI Training settings for the Trainer (the
       `tfx.extensions.google_cloud_ai_platform` custom_config keys); None
       trains where the pipeline runs.
@@ -95,6 +99,8 @@ class PipelineConfig:
   metadata_path: Optional[str] = None
   data_validation_only: bool = False
   schema_file: Optional[str] = None
+  drift_schema_file: Optional[str] = None
+  allow_drift: bool = False
   vertex_training: Optional[Dict[str, Any]] = None
   vertex_registry: Optional[Dict[str, Any]] = None
 

@@ -8,6 +8,8 @@ from tfx.dsl.components.base.base_node import BaseNode
 
 from schemas import RAW_SCHEMA_FILE, schema_path
 from tfx_pipeline import data_validation
+from tfx_pipeline.drift import nodes as drift_nodes
+from tfx_pipeline.drift import trainer as drift_trainer
 from tfx_pipeline import eval_config
 from tfx_pipeline import pusher as pusher_lib
 from tfx_pipeline import vertex_pusher
@@ -81,8 +83,14 @@ def create_components(config: PipelineConfig) -> List[BaseNode]:
       model_blessing=tfx.dsl.Channel(
           type=tfx.types.standard_artifacts.ModelBlessing),
   ).with_id('latest_blessed_model_resolver')
+  # The new span's panoptic statistics against those the last blessed model
+  # was trained on (stored in it by the Trainer); drift stops the run here.
+  drift = drift_nodes.drift_nodes(
+      example_gen.outputs['examples'], baseline_resolver.outputs['model'],
+      config.drift_schema_file, config.allow_drift)
   trainer_args = dict(
       run_fn='trainer_module.run_fn.run_fn',
+      statistics=drift.statistics,
       examples=(transform.outputs['transformed_examples']
                 if config.materialize else example_gen.outputs['examples']),
       transform_graph=transform.outputs['transform_graph'],
@@ -90,13 +98,10 @@ def create_components(config: PipelineConfig) -> List[BaseNode]:
       eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps))
   if config.warm_start:
     trainer_args['base_model'] = baseline_resolver.outputs['model']
-  if config.vertex_training:
-    trainer = tfx.extensions.google_cloud_ai_platform.Trainer(
-        custom_config={**trainer_config, **config.vertex_training},
-        **trainer_args)
-  else:
-    trainer = tfx.components.Trainer(custom_config=trainer_config,
-                                     **trainer_args)
+  trainer = drift_trainer.Trainer(
+      custom_config={**trainer_config, **(config.vertex_training or {})},
+      on_vertex=bool(config.vertex_training), **trainer_args).with_id('Trainer')
+  trainer.add_upstream_node(drift.gate)
 
   evaluator = tfx.components.Evaluator(
       examples=example_gen.outputs['examples'],
@@ -129,11 +134,13 @@ def create_components(config: PipelineConfig) -> List[BaseNode]:
       model_run=trainer.outputs['model_run'],
       evaluation=evaluator.outputs['evaluation'],
       blessing=evaluator.outputs['blessing'],
-      pushed_model=pusher.outputs['pushed_model'], **transform_outputs,
+      pushed_model=pusher.outputs['pushed_model'],
+      panoptic_statistics=drift.statistics,
+      drift=drift.validator.outputs['drift'], **transform_outputs,
       **report_inputs)
   report.add_upstream_node(data_gate)
-  return data_components + [transform, baseline_resolver, trainer, evaluator,
-                            pusher, report]
+  return data_components + [transform, baseline_resolver, *drift.all(),
+                            trainer, evaluator, pusher, report]
 
 
 def create_pipeline(config: PipelineConfig,

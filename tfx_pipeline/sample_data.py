@@ -11,7 +11,7 @@ a seed.
 import dataclasses
 import json
 import pathlib
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -193,8 +193,15 @@ def _segment_info(mask: np.ndarray, segment_id: int, category_id: int) -> dict:
 
 def write_split(coco_dir: pathlib.Path, split: str, num_images: int,
                 image_size: int, seed: int, first_image_id: int,
-                categories: Sequence[dict]) -> SplitFiles:
-  """Writes one split (images, PNGs, JSON) and returns its file layout."""
+                categories: Sequence[dict],
+                category_swap: Optional[Mapping[int, int]] = None
+                ) -> SplitFiles:
+  """Writes one split (images, PNGs, JSON) and returns its file layout.
+
+  `category_swap` relabels segments ({drawn category id: labelled id}): data
+  whose category mix drifted, for the drift gate's tests and calibration.
+  """
+  category_swap = dict(category_swap or {})
   files = split_files(coco_dir, split)
   for directory in (files.image_dir, files.panoptic_dir,
                     files.annotations_file.parent):
@@ -214,7 +221,8 @@ def write_split(coco_dir: pathlib.Path, split: str, num_images: int,
       used_ids.add(segment_id)
       mask = segments == index
       id_map[mask] = segment_id
-      segments_info.append(_segment_info(mask, segment_id, category_id))
+      segments_info.append(_segment_info(
+          mask, segment_id, category_swap.get(category_id, category_id)))
     stem = f'{image_id:012d}'
     Image.fromarray(rgb).save(files.image_dir / f'{stem}.jpg', quality=95)
     Image.fromarray(encode_segment_ids(id_map)).save(
@@ -230,8 +238,11 @@ def write_split(coco_dir: pathlib.Path, split: str, num_images: int,
 
 
 def make_sample(output_dir: pathlib.Path, num_train: int = 64, num_val: int = 16,
-                image_size: int = 128, seed: int = 0) -> Dict[str, SplitFiles]:
-  """Writes the synthetic COCO panoptic sample under `output_dir`/coco.
+                image_size: int = 128, seed: int = 0,
+                category_swap: Optional[Mapping[int, int]] = None
+                ) -> Dict[str, SplitFiles]:
+  """Writes the synthetic COCO panoptic sample under `output_dir`/coco
+  (`category_swap`: see `write_split`).
 
   Returns:
     {'train': SplitFiles, 'val': SplitFiles}.
@@ -244,22 +255,28 @@ def make_sample(output_dir: pathlib.Path, num_train: int = 64, num_val: int = 16
   coco_dir = pathlib.Path(output_dir) / 'coco'
   return {
       'train': write_split(coco_dir, 'train', num_train, image_size, seed,
-                           first_image_id=1, categories=categories),
+                           first_image_id=1, categories=categories,
+                           category_swap=category_swap),
       'val': write_split(coco_dir, 'val', num_val, image_size, seed + 1,
-                         first_image_id=1_000_001, categories=categories),
+                         first_image_id=1_000_001, categories=categories,
+                         category_swap=category_swap),
   }
 
 
 def make_sample_tfrecords(output_dir: pathlib.Path, num_train: int = 64,
                           num_val: int = 16, image_size: int = 128,
-                          seed: int = 0) -> pathlib.Path:
-  """Writes the sample and converts it with TFMG's converter.
+                          seed: int = 0,
+                          category_swap: Optional[Mapping[int, int]] = None
+                          ) -> pathlib.Path:
+  """Writes the sample and converts it with TFMG's converter
+  (`category_swap`: see `write_split`).
 
   Returns:
     The directory holding `train-*.tfrecord` and `val-*.tfrecord`.
   """
   output_dir = pathlib.Path(output_dir)
-  splits = make_sample(output_dir, num_train, num_val, image_size, seed)
+  splits = make_sample(output_dir, num_train, num_val, image_size, seed,
+                       category_swap)
   record_dir = output_dir / 'tfrecords'
   for split, files in splits.items():
     coco_conversion.convert_coco_panoptic(

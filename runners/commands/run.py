@@ -108,6 +108,13 @@ def add_parser(subparsers: Any) -> None:
   parser.add_argument('--push-dir', default=None,
                       help='Where the Pusher copies blessed models (default '
                       'PIPELINE_ROOT/pushed_models).')
+  parser.add_argument('--allow-drift', action='store_true', default=None,
+                      help='Train even when the data drifted against the data '
+                      'of the last blessed model (the summary and the report '
+                      'flag it).')
+  parser.add_argument('--drift-schema', dest='drift_schema_file', default=None,
+                      metavar='FILE', help='TFDV schema with the drift limits '
+                      '(default: schemas/panoptic_drift_schema.pbtxt).')
   parser.set_defaults(handler=handle, data_validation_only=False)
 
 
@@ -120,7 +127,7 @@ def pipeline_config_of(args: argparse.Namespace, data_root: str,
           'experiment', 'train_steps', 'eval_steps',
           'output_size', 'num_segment_slots', 'push_dir', 'materialize',
           'pq_lower_bound', 'pq_regression_tolerance', 'warm_start',
-          'init_checkpoint')
+          'init_checkpoint', 'allow_drift', 'drift_schema_file')
   }
   if getattr(args, 'config_files', None) or getattr(args, 'params_override', ''):
     from tfx_pipeline import experiment_overrides
@@ -197,8 +204,10 @@ def _run_holding_root(args: argparse.Namespace, pipeline_root: str,
         from tfx_pipeline import run_summary
         local_runner.run(config, run_id)
         store = local_runner.metadata_store(config)
+        from tfx_pipeline.drift import summary as drift_summary
         summary = (run_summary.describe_span(progress.outputs, store)
                    if span is not None else []) + (
+                       drift_summary.describe_drift(progress.outputs)) + (
                        run_summary.describe_evaluation(progress.outputs,
                                                        store))
       except Exception:
