@@ -83,7 +83,7 @@ def real_coco_records_skip_crowd(coco_sample_dir,
 def synthetic_sample(tmp_path_factory) -> pathlib.Path:
   """A small synthetic sample (6 train, 3 val images of 64×64): its root
   directory, with coco/ (COCO panoptic files) and tfrecords/ (TFMG records)."""
-  from tfx_pipeline import sample_data
+  from panoptic_data import sample_data
   root = tmp_path_factory.mktemp('synthetic_sample')
   sample_data.make_sample_tfrecords(root, num_train=6, num_val=3,
                                     image_size=64, seed=7)
@@ -136,7 +136,7 @@ def gate_stopped_run(synthetic_sample, tmp_path_factory):
 def trained_run_records(tmp_path_factory) -> pathlib.Path:
   """TFRecords of a 32 + 8 image synthetic sample (128×128)."""
   def build():
-    from tfx_pipeline import sample_data
+    from panoptic_data import sample_data
     root = tmp_path_factory.mktemp('trained_run_sample')
     return str(sample_data.make_sample_tfrecords(root, num_train=32, num_val=8,
                                                  image_size=128, seed=5))

@@ -1,7 +1,7 @@
 r"""Learning benchmark: val PQ of `maskformer_tiny` on the synthetic sample.
 
 Runs what the pipeline's Trainer runs, on CPU: writes the synthetic COCO
-panoptic sample (`tfx_pipeline.sample_data`, default 64 train / 16 val images
+panoptic sample (`panoptic_data.sample_data`, default 64 train / 16 val images
 of 128×128), transforms both splits with tf.Transform on Beam
 (`transform_module.beam_runner`), then calls the Trainer's
 `trainer_module.run_fn.run_fn` (TF Model Garden train_and_eval with an
@@ -36,7 +36,7 @@ import tensorflow as tf
 from tfx.components.trainer import fn_args_utils
 import yaml
 
-from tfx_pipeline import sample_data
+from panoptic_data import sample_data
 from trainer_module.run_fn import run_fn
 from transform_module import beam_runner
 

@@ -95,7 +95,7 @@ def first_model(root) -> str:
 @pytest.fixture(scope='module')
 def new_data(tmp_path_factory) -> pathlib.Path:
   """Another synthetic sample (other seed): new data."""
-  from tfx_pipeline import sample_data
+  from panoptic_data import sample_data
   return sample_data.make_sample_tfrecords(
       tmp_path_factory.mktemp('new_data'), num_train=16, num_val=8,
       image_size=128, seed=6)

@@ -7,10 +7,10 @@ import pathlib
 import re
 import shutil
 
+from panoptic_data import sample_data
 from tests.pipeline_helpers import latest_execution_artifacts
 from tests.pipeline_helpers import metadata_store
 from tests.pipeline_helpers import run_cli
-from tfx_pipeline import sample_data
 
 PATTERNS = ['--train-pattern', 'span-{SPAN}/train-*',
             '--eval-pattern', 'span-{SPAN}/val-*']

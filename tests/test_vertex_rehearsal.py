@@ -81,7 +81,7 @@ def span_records(tmp_path_factory) -> Dict[int, pathlib.Path]:
   and 12) of 40 train and 3 eval images of 64×64. The drift schema's
   thresholds are calibrated on spans of 40 images: two such spans do not
   drift, while spans of a few images differ by sampling noise alone."""
-  from tfx_pipeline import sample_data
+  from panoptic_data import sample_data
   return {span: sample_data.make_sample_tfrecords(
       tmp_path_factory.mktemp(f'span_{span}'), num_train=40, num_val=3,
       image_size=64, seed=10 + span) for span in (1, 2)}

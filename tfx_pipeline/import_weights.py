@@ -35,7 +35,7 @@ def make_transform_graph(image_size: int, num_segment_slots: int,
   from tensorflow_transform.tf_metadata import metadata_io
   from tensorflow_transform.tf_metadata import schema_utils
   from panoptic_data import coco_conversion
-  from tfx_pipeline import sample_data
+  from panoptic_data import sample_data
   from transform_module import beam_runner
   from transform_module import preprocessing
   with tempfile.TemporaryDirectory() as sample_dir:

@@ -1,5 +1,5 @@
 """`maskformer-tfx make-sample`: a synthetic COCO panoptic sample and its TF
-Model Garden TFRecords (`tfx_pipeline.sample_data`); `default_sample`, the
+Model Garden TFRecords (`panoptic_data.sample_data`); `default_sample`, the
 data of `run` and `validate` without `--data`."""
 
 import argparse
@@ -39,7 +39,7 @@ def add_parser(subparsers: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
   """Handler of `make-sample`; returns the process exit code."""
-  from tfx_pipeline import sample_data
+  from panoptic_data import sample_data
   record_dir = sample_data.make_sample_tfrecords(
       args.output, args.num_train, args.num_val, args.image_size, args.seed)
   print(f'COCO panoptic sample: {args.output / "coco"}')
@@ -49,7 +49,7 @@ def handle(args: argparse.Namespace) -> int:
 
 def default_sample(sample_dir: pathlib.Path = DEFAULT_SAMPLE_DIR) -> pathlib.Path:
   """The default sample's TFRecord directory, generated on first use."""
-  from tfx_pipeline import sample_data
+  from panoptic_data import sample_data
   settings = {'num_train': 64, 'num_val': 16, 'image_size': 128, 'seed': 0}
   marker = sample_dir / SAMPLE_MARKER
   if marker.exists() and json.loads(marker.read_text()) == settings:

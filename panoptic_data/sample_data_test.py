@@ -6,9 +6,9 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from panoptic_data import sample_data
 from schemas import load_categories
 from schemas.coco_panoptic_png import decode_segment_ids
-from tfx_pipeline import sample_data
 
 
 def _check_split_consistent(files: sample_data.SplitFiles) -> int:

@@ -16,9 +16,9 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, ImageDraw
 
+from panoptic_data import coco_conversion
 from schemas import load_categories
 from schemas.coco_panoptic_png import encode_segment_ids
-from panoptic_data import coco_conversion
 
 # COCO panoptic category ids used by the sample.
 PERSON, CAR, SPORTS_BALL, KITE = 1, 3, 37, 38
