@@ -1,10 +1,11 @@
 """`maskformer-tfx diff-test`: the converted original MaskFormer against a
-PyTorch reference forward, array by array (`tfx_pipeline.import_weights`)."""
+PyTorch reference forward, array by array
+(`trainer_module.detectron2_import.import_weights`)."""
 
 import argparse
 from typing import Any
 
-from tfx_pipeline import import_weights
+from trainer_module.detectron2_import import import_weights
 
 
 def add_parser(subparsers: Any) -> None:

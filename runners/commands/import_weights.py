@@ -1,11 +1,11 @@
 """`maskformer-tfx import-weights`: the original MaskFormer's detectron2
 weights as a TF checkpoint, experiment and SavedModel
-(`tfx_pipeline.import_weights`)."""
+(`trainer_module.detectron2_import.import_weights`)."""
 
 import argparse
 from typing import Any
 
-from tfx_pipeline import import_weights
+from trainer_module.detectron2_import import import_weights
 
 
 def _image_size(text: str) -> int:

@@ -7,4 +7,6 @@
   coverage in both directions.
 * `differential`: element-wise comparison with the reference's intermediates.
 * `writer`: the converted TF checkpoint, `params.yaml` and SavedModel.
+* `import_weights`: the whole import (`maskformer-tfx import-weights`) and
+  the comparison with a reference forward (`maskformer-tfx diff-test`).
 """

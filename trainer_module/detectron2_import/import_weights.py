@@ -1,4 +1,5 @@
-"""`import-weights` and `diff-test`: the original MaskFormer's weights here.
+"""The original MaskFormer's weights here: `import-weights` and `diff-test`
+(`runners.commands.import_weights`, `runners.commands.diff_test`).
 
 `maskformer-tfx import-weights --pkl FILE [--config CONFIG.yaml]
 --image-size S --output DIR` converts a detectron2 MaskFormer checkpoint
