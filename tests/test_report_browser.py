@@ -86,6 +86,11 @@ def test_page_opens_offline_with_every_section_and_the_evaluated_pq(
     charts = browser.evaluate(
         'Array.from(document.querySelectorAll("img.chart"))'
         '.map(img => img.naturalWidth > 0)')
+    drift_verdict = browser.evaluate(
+        'document.querySelector("#drift-verdict").textContent')
+    drift_bars = browser.evaluate(
+        'Array.from(document.querySelectorAll("#drift svg.drift-bars rect"))'
+        '.map(rect => rect.getBoundingClientRect().height)')
     screenshot = tmp_path / 'report.png'
     browser.screenshot(screenshot)
   SCREENSHOT_COPY.parent.mkdir(parents=True, exist_ok=True)
@@ -104,4 +109,8 @@ def test_page_opens_offline_with_every_section_and_the_evaluated_pq(
   assert unavailable == []  # A successful run has every part of the page.
   assert example_images == 3 * 6  # Image, ground truth, prediction × 6.
   assert charts and all(charts)
+  # The run's span against the blessed model before it (none on a root's
+  # first run), its category bars drawn.
+  assert drift_verdict in ('NO BASELINE', 'NO DRIFT')
+  assert drift_bars and all(height > 0 for height in drift_bars)
   assert screenshot.stat().st_size > 10_000

@@ -255,6 +255,52 @@ def test_schema_is_read_from_the_image(compiled):
       vertex_settings.IMAGE_PACKAGE_DIR + '/schemas/raw_schema.pbtxt')
 
 
+def test_drift_check_is_compiled_before_the_trainer(compiled, tmp_path,
+                                                    capsys):
+  """PanopticStatisticsGen (on Dataflow) -> DriftValidator, whose baseline is
+  the latest-blessed-model resolver's model -> DriftGate -> Trainer; the
+  drift schema is read from the image; --allow-drift and --drift-schema
+  reach the DriftValidator and the schema import."""
+  from google.protobuf import json_format
+  from kfp.pipeline_spec import pipeline_spec_pb2
+  spec = compiled['spec']
+  for upstream, downstream in (
+      ('ImportExampleGen', 'PanopticStatisticsGen'),
+      ('PanopticStatisticsGen', 'DriftValidator'),
+      ('DriftSchemaGen', 'DriftValidator'), (RESOLVER, 'DriftValidator'),
+      ('DriftValidator', 'DriftGate'), ('DriftGate', TRAINER),
+      ('PanopticStatisticsGen', TRAINER), ('DriftValidator', 'ReviewReport')):
+    assert _depends_on(spec, _task_of(spec, downstream), upstream), (
+        upstream, downstream)
+  baseline = _dag_tasks(spec)['DriftValidator'].inputs.artifacts[
+      'baseline_model'].task_output_artifact
+  assert baseline.producer_task.startswith(RESOLVER)
+  assert _task_parameters(spec, 'DriftSchemaGen')['schema_file'] == (
+      vertex_settings.IMAGE_DRIFT_SCHEMA_FILE)
+  assert (REPO_ROOT / vertex_settings.IMAGE_DRIFT_SCHEMA_FILE[
+      len(vertex_settings.IMAGE_PACKAGE_DIR) + 1:]).is_file()
+  allow = _dag_tasks(spec)['DriftValidator'].inputs.parameters['allow_drift']
+  assert allow.runtime_value.constant_value.int_value == 0
+  beam_args = list(_executor(compiled, 'PanopticStatisticsGen')['container'][
+      'args'])
+  assert '--runner=DataflowRunner' in ' '.join(beam_args)
+
+  output = tmp_path / 'pipeline.json'
+  schema = 'gs://maskformer-bucket/schemas/drift.pbtxt'
+  args = _parse(_cli_args(**{'--output': str(output), '--allow-drift': None,
+                             '--drift-schema': schema}) + ['--allow-drift'])
+  assert compile_vertex.handle(args) == 0, capsys.readouterr().err
+  job = json_format.Parse(output.read_text(encoding='utf-8'),
+                          pipeline_spec_pb2.PipelineJob())
+  allowed = json_format.ParseDict(
+      json_format.MessageToDict(job.pipeline_spec),
+      pipeline_spec_pb2.PipelineSpec())
+  allow = _dag_tasks(allowed)['DriftValidator'].inputs.parameters[
+      'allow_drift']
+  assert allow.runtime_value.constant_value.int_value == 1
+  assert _task_parameters(allowed, 'DriftSchemaGen')['schema_file'] == schema
+
+
 def test_beam_components_run_on_dataflow(compiled):
   for component_id in BEAM_COMPONENTS:
     container = _executor(compiled, _task_of(compiled['spec'], component_id)
@@ -277,9 +323,12 @@ def test_trainer_requests_the_tpu_worker_pool(compiled):
   from google.cloud.aiplatform_v1.types import custom_job
   task = _task_of(compiled['spec'], TRAINER)
   container = _executor(compiled, task)['container']
-  assert container['args'][1] == (
-      'tfx.extensions.google_cloud_ai_platform.trainer.executor.'
-      'GenericExecutor')
+  # TFX's Vertex AI training-job executor (a subclass that then stores the
+  # statistics the model was trained on, the drift baseline).
+  from tfx.extensions.google_cloud_ai_platform.trainer import executor
+  from tfx.utils import import_utils
+  assert issubclass(import_utils.import_class_by_path(container['args'][1]),
+                    executor.GenericExecutor)
   custom_config = json.loads(
       _task_parameters(compiled['spec'], task)['custom_config'])
   assert custom_config['ai_platform_enable_vertex'] is True
@@ -430,6 +479,7 @@ def test_submit_creates_a_pipeline_job_with_the_compiled_file(
      '--serving-machine-type'),
     ({'--serving-image': 'tf-serving'}, '--serving-image'),
     ({'--init-checkpoint': '/weights/r50'}, '--init-checkpoint'),
+    ({'--drift-schema': '/tmp/drift_schema.pbtxt'}, '--drift-schema'),
     ({'--beam-arg': '--setup_file=./setup.py'}, 'path of this machine'),
     ({'--span': '2'}, '--span 2 selects one span of split patterns with'),
 ])

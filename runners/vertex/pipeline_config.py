@@ -5,6 +5,7 @@ from typing import Any, Dict
 
 from runners.vertex import dataflow
 from runners.vertex import worker_pool
+from runners.vertex.settings import IMAGE_DRIFT_SCHEMA_FILE
 from runners.vertex.settings import IMAGE_SCHEMA_FILE
 from runners.vertex.settings import VertexSettings
 from tfx_pipeline import config as config_lib
@@ -33,6 +34,8 @@ def to_pipeline_config(settings: VertexSettings) -> config_lib.PipelineConfig:
       beam_pipeline_args=dataflow.dataflow_beam_pipeline_args(settings),
       enable_cache=settings.enable_cache,
       schema_file=IMAGE_SCHEMA_FILE,
+      drift_schema_file=settings.drift_schema_file or IMAGE_DRIFT_SCHEMA_FILE,
+      allow_drift=settings.allow_drift,
       vertex_training=worker_pool.vertex_training_config(settings),
       vertex_registry=registry_config(settings))
 

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import yaml
 
 from runners.vertex import accelerators
-from schemas import RAW_SCHEMA_FILE
+from schemas import DRIFT_SCHEMA_FILE, RAW_SCHEMA_FILE
 from tfx_pipeline import config as config_lib
 
 # Where the Dockerfile puts this repository inside the image (an editable
@@ -23,6 +23,9 @@ from tfx_pipeline import config as config_lib
 IMAGE_PACKAGE_DIR = '/pipeline'
 # The curated raw schema as ImportSchemaGen reads it on Vertex.
 IMAGE_SCHEMA_FILE = posixpath.join(IMAGE_PACKAGE_DIR, 'schemas', RAW_SCHEMA_FILE)
+# The curated drift schema (drift limits) as the DriftSchemaGen reads it.
+IMAGE_DRIFT_SCHEMA_FILE = posixpath.join(IMAGE_PACKAGE_DIR, 'schemas',
+                                         DRIFT_SCHEMA_FILE)
 
 DEFAULT_VERTEX_EXPERIMENT = 'maskformer_coco_panoptic'
 
@@ -87,6 +90,14 @@ class VertexSettings:
       None, 'With split patterns naming the span ({SPAN}, e.g. '
       "'span-{SPAN}/train-*'), the one span to read (default: the latest "
       'span, found when the pipeline runs).')
+  allow_drift: bool = _setting(
+      False, 'Train even when the span drifted from the data of the last '
+      'blessed model (DriftGate lets it through; the review report flags '
+      'it).')
+  drift_schema_file: Optional[str] = _setting(
+      None, 'gs:// TFDV schema with the drift limits (drift_comparator of '
+      'each panoptic statistic) instead of the image\'s '
+      f'schemas/{DRIFT_SCHEMA_FILE}.', flag='--drift-schema')
   materialize: bool = _setting(
       False, 'Whether Transform writes transformed examples (off at COCO '
       'scale: the Trainer applies the transform graph on the fly).')

@@ -116,6 +116,8 @@ def validate(settings: VertexSettings) -> None:
       ('data_root', '--data', settings.data_root, True),
       ('push_dir', '--push-dir', settings.push_dir, False),
       ('init_checkpoint', '--init-checkpoint', settings.init_checkpoint,
+       False),
+      ('drift_schema_file', '--drift-schema', settings.drift_schema_file,
        False)):
     problem = _gcs_problem(name, flag, value, required)
     if problem:

@@ -19,6 +19,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.types import component_spec
 from tfx.types import standard_artifacts
 
+from tfx_pipeline.drift.validator import DriftReport
 from tfx_pipeline.report import local_root
 from tfx_pipeline.report import page
 from tfx_pipeline.report import run_record
@@ -26,8 +27,10 @@ from tfx_pipeline.report import vertex_job
 
 PIPELINE_NAME_KEY = 'pipeline_name'
 NUM_EXAMPLES_KEY = 'num_examples'
-# Nodes without outputs that ran before the report (shown as complete).
+# Nodes without outputs that ran before the report (shown as complete): the
+# data gate always, the drift gate when the report follows the Trainer.
 _PASSED_GATE = 'DataValidationGate'
+_PASSED_DRIFT_GATE = 'DriftGate'
 
 
 class ReviewReportPage(types.Artifact):
@@ -43,6 +46,8 @@ _INPUT_TYPES = {
     'schema': standard_artifacts.Schema,
     'anomalies': standard_artifacts.ExampleAnomalies,
     'examples': standard_artifacts.Examples,
+    'panoptic_statistics': standard_artifacts.ExampleStatistics,
+    'drift': DriftReport,
     'transform_graph': standard_artifacts.TransformGraph,
     'transformed_examples': standard_artifacts.Examples,
     'model': standard_artifacts.Model,
@@ -94,9 +99,12 @@ class Executor(base_executor.BaseExecutor):
     # On Vertex the executor gets no run id: the job id is in the layout of
     # its output URI.
     run_id = run_id or vertex_job.job_id_of_output(output.uri)
+    passed = [_PASSED_GATE]
+    if artifacts['drift'] is not None and artifacts['model'] is not None:
+      passed.append(_PASSED_DRIFT_GATE)
     run = run_record.from_artifacts(
         artifacts, exec_properties.get(PIPELINE_NAME_KEY) or '', run_id,
-        passed_nodes=(_PASSED_GATE,))
+        passed_nodes=passed)
     html = page.build_report_html(
         run, int(exec_properties.get(NUM_EXAMPLES_KEY)
                  or page.DEFAULT_NUM_EXAMPLES))

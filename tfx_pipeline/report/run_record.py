@@ -21,15 +21,18 @@ INTERRUPTED = 'INTERRUPTED'
 # The pipeline's nodes in the order tfx_pipeline.pipeline wires them.
 PIPELINE_NODES = ('ImportExampleGen', 'ImportSchemaGen', 'StatisticsGen',
                   'ExampleValidator', 'DataValidationGate',
-                  'PanopticStatisticsGen', 'latest_blessed_model_resolver',
-                  'DriftValidator', 'DriftGate', 'Transform', 'Trainer',
-                  'Evaluator', 'Pusher', 'ReviewReport')
+                  'PanopticStatisticsGen', 'DriftSchemaGen',
+                  'latest_blessed_model_resolver', 'DriftValidator',
+                  'DriftGate', 'Transform', 'Trainer', 'Evaluator', 'Pusher',
+                  'ReviewReport')
 # (node id, output key) of each input of the ReviewReport component.
 COMPONENT_INPUTS = {
     'examples': ('ImportExampleGen', 'examples'),
     'schema': ('ImportSchemaGen', 'schema'),
     'statistics': ('StatisticsGen', 'statistics'),
     'anomalies': ('ExampleValidator', 'anomalies'),
+    'panoptic_statistics': ('PanopticStatisticsGen', 'statistics'),
+    'drift': ('DriftValidator', 'drift'),
     'transform_graph': ('Transform', 'transform_graph'),
     'transformed_examples': ('Transform', 'transformed_examples'),
     'model': ('Trainer', 'model'),
