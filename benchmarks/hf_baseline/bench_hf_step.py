@@ -67,6 +67,12 @@ def _parse_args() -> argparse.Namespace:
   parser.add_argument('--trainable_bn', action='store_true',
                       help='train the backbone batch norm (default: frozen, '
                       'as the reference and our model)')
+  parser.add_argument('--skip_train', action='store_true',
+                      help='time inference only (e.g. batch-8 throughput)')
+  parser.add_argument('--top', type=int, default=0,
+                      help='then list the N ops with the largest self CPU '
+                      'time of one train step and one inference '
+                      '(torch.profiler)')
   parser.add_argument('--seed', type=int, default=0)
   return parser.parse_args()
 
@@ -184,10 +190,16 @@ def main() -> None:
   model.train()
   frozen = 0 if args.trainable_bn else freeze_backbone_batch_norm(model)
   optimizer = build_optimizer(model)
-  losses, train_runs = zip(*(
-      train_step(model, optimizer, images, mask_labels, class_labels)
-      for _ in range(1 + args.repeats)))
-  train = _medians(list(train_runs[1:]))
+  rows, losses = [], ()
+  if not args.skip_train:
+    losses, train_runs = zip(*(
+        train_step(model, optimizer, images, mask_labels, class_labels)
+        for _ in range(1 + args.repeats)))
+    train = _medians(list(train_runs[1:]))
+    print(f'  decoder outputs with losses: {int(train["outputs"])}')
+    rows += [('train step (total)', train['total'])]
+    rows += [(f'  {phase}', train[phase]) for phase in (
+        'forward + matching + losses', 'backward', 'clip + AdamW step')]
   model.eval()
   segments_found, infer_runs = zip(*(
       inference(model, processor, images, args.kept_queries)
@@ -195,10 +207,6 @@ def main() -> None:
   infer = _medians(list(infer_runs[1:]))
 
   num_params = sum(p.numel() for p in model.parameters())
-  print(f'  decoder outputs with losses: {int(train["outputs"])}')
-  rows = [('train step (total)', train['total'])]
-  rows += [(f'  {phase}', train[phase]) for phase in (
-      'forward + matching + losses', 'backward', 'clip + AdamW step')]
   rows += [('inference (total)', infer['total']),
            ('  forward (eval, inference_mode)', infer['forward']),
            (f'  post_process_panoptic_segmentation, {args.kept_queries} '
@@ -212,6 +220,30 @@ def main() -> None:
         f'{args.batch}, target segments per image '
         f'{[len(labels) for labels in class_labels]}')
   print_phase_table(rows, args.repeats, losses, segments_found)
+  print(f'  inference throughput: {args.batch / infer["total"]:.2f} '
+        'images/s')
+  if args.top:
+    if not args.skip_train:
+      model.train()
+      freeze_backbone_batch_norm(model)
+      _print_top_ops('train step', args.top, lambda: train_step(
+          model, optimizer, images, mask_labels, class_labels))
+    model.eval()
+    _print_top_ops('inference', args.top, lambda: inference(
+        model, processor, images, args.kept_queries))
+
+
+def _print_top_ops(title: str, count: int, run) -> None:
+  """The `count` ops with the largest self CPU time of one `run()`."""
+  with torch.profiler.profile(
+      activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+    run()
+  events = sorted(profile.key_averages(), key=lambda e: -e.self_cpu_time_total)
+  print(f'{title}: top {count} ops by self CPU time (s per step)')
+  for event in events[:count]:
+    print(f'  {event.key[-60:]:<60}{event.self_cpu_time_total / 1e6:>9.3f}')
+
+
 
 if __name__ == '__main__':
   main()
