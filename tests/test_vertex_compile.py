@@ -266,6 +266,7 @@ def test_drift_check_is_compiled_before_the_trainer(compiled, tmp_path,
   spec = compiled['spec']
   for upstream, downstream in (
       ('ImportExampleGen', 'PanopticStatisticsGen'),
+      ('DataValidationGate', 'PanopticStatisticsGen'),
       ('PanopticStatisticsGen', 'DriftValidator'),
       ('DriftSchemaGen', 'DriftValidator'), (RESOLVER, 'DriftValidator'),
       ('DriftValidator', 'DriftGate'), ('DriftGate', TRAINER),

@@ -88,6 +88,8 @@ def create_components(config: PipelineConfig) -> List[BaseNode]:
   drift = drift_nodes.drift_nodes(
       example_gen.outputs['examples'], baseline_resolver.outputs['model'],
       config.drift_schema_file, config.allow_drift)
+  # It decodes every mask: only data the gate passed (as for Transform).
+  drift.statistics_gen.add_upstream_node(data_gate)
   trainer_args = dict(
       run_fn='trainer_module.run_fn.run_fn',
       statistics=drift.statistics,
