@@ -202,7 +202,8 @@ FIRST_MODULES = ('tests/test_continuous_training.py',
                  'tests/test_vertex_rehearsal.py',
                  'tests/test_data_validation.py',
                  'tests/test_resume_after_kill.py',
-                 'tests/test_spans.py')
+                 'tests/test_spans.py',
+                 'tests/test_drift_gate.py')
 LAST_MODULES = ('tests/test_pipeline_end_to_end.py',
                 'tests/test_report_browser.py',
                 'tests/test_report_component.py')

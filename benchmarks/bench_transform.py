@@ -27,6 +27,12 @@ level 6, what Beam's `.gz` TFRecord writer uses); the rest of the marginal CPU
 time is Beam, tf.Transform's Arrow conversion and the tf.Example encoding.
 Last, each feature of the first transformed example alone: serialized and
 gzipped size and gzip CPU time (what each output costs the writer).
+
+With --with_statistics, PanopticStatisticsGen's Beam pipeline (decode the
+masks, derive the segment features, TFDV statistics; tfx_pipeline/drift) runs
+on the same raw files beside each Transform run, with the same runner, and
+its marginal CPU time per example is printed as a share of the Transform's,
+with the derivation alone (one thread) for the profile.
 """
 
 import argparse
@@ -73,6 +79,9 @@ def _parse_args() -> argparse.Namespace:
                                'multi_processing'])
   parser.add_argument('--graph_repeats', type=int, default=10,
                       help='Repeats of the preprocessing_fn graph timing.')
+  parser.add_argument('--with_statistics', action='store_true',
+                      help='Also time PanopticStatisticsGen\'s pipeline on '
+                      'the same records, beside each Transform run.')
   parser.add_argument('--work_dir', default=None,
                       help='Scratch directory (default: a temporary one).')
   return parser.parse_args()
@@ -128,6 +137,38 @@ def _timed_transform(records, copies: int, run_dir: pathlib.Path,
           cpu_end[1] - cpu_start[1])
 
 
+def _timed_statistics(run_dir: pathlib.Path, args: argparse.Namespace
+                      ) -> Tuple[float, float, float]:
+  """PanopticStatisticsGen's pipeline on the raw file `_timed_transform`
+  wrote in `run_dir`; returns as `_timed_transform`."""
+  import apache_beam as beam
+  from apache_beam.options.pipeline_options import PipelineOptions
+  from tfx_pipeline.drift import statistics_gen
+  beam_args = ['--runner=DirectRunner',
+               f'--direct_num_workers={args.direct_num_workers}',
+               f'--direct_running_mode={args.direct_running_mode}']
+  start, cpu_start = time.perf_counter(), _cpu_seconds()
+  with beam.Pipeline(options=PipelineOptions(beam_args)) as pipeline:
+    statistics_gen.derive_statistics(
+        pipeline, str(run_dir / 'raw.tfrecord'),
+        str(run_dir / 'statistics' / 'FeatureStats.pb'), 'bench')
+  cpu_end = _cpu_seconds()
+  return (time.perf_counter() - start, cpu_end[0] - cpu_start[0],
+          cpu_end[1] - cpu_start[1])
+
+
+def _derive_cpu_ms(records: Sequence[bytes], repeats: int) -> float:
+  """CPU ms per example of the statistics' feature derivation alone."""
+  from tfx_pipeline.drift import panoptic_features
+  derive = panoptic_features.FeatureDeriver()
+  derive(records[0])
+  start = time.process_time()
+  for _ in range(repeats):
+    for record in records:
+      derive(record)
+  return (time.process_time() - start) * 1e3 / (repeats * len(records))
+
+
 def _graph_cpu_ms(records: Sequence[bytes], args: argparse.Namespace) -> float:
   """CPU ms per example of the preprocessing_fn graph alone (one thread)."""
   raw = tf.io.parse_example(tf.constant(records),
@@ -179,10 +220,17 @@ def main() -> None:
       prefix='bench_transform_'))
   records = _raw_records(args, work_dir)
   load_before = os.getloadavg()[0]
+  statistics = []
   base_before = _timed_transform(records, 1, work_dir / 'run_1', args)
+  if args.with_statistics:
+    statistics.append(_timed_statistics(work_dir / 'run_1', args))
   seconds, cpu, runner_cpu = _timed_transform(
       records, args.copies, work_dir / f'run_{args.copies}', args)
+  if args.with_statistics:
+    statistics.append(_timed_statistics(work_dir / f'run_{args.copies}', args))
   base_after = _timed_transform(records, 1, work_dir / 'run_1_after', args)
+  if args.with_statistics:
+    statistics.append(_timed_statistics(work_dir / 'run_1_after', args))
   load_after = os.getloadavg()[0]
   # Each of wall and CPU time from the cheaper 1-copy run (see the docstring).
   base_seconds = min(base_before[0], base_after[0])
@@ -238,6 +286,16 @@ def main() -> None:
   print(f'dense [N, S, S] uint8 masks: {dense_bytes / 1e6:.2f} MB -> '
         f'{dense_bytes / raw_bytes:.1f}x smaller serialized, '
         f'{dense_bytes / gzip_bytes:.1f}x smaller gzipped')
+  if args.with_statistics:
+    before, many, after = statistics
+    statistics_cpu = (many[1] - min(before[1], after[1])) / extra
+    derive_ms = _derive_cpu_ms(records, args.graph_repeats)
+    print(f'panoptic statistics CPU time: marginal {statistics_cpu * 1e3:.2f} '
+          f'ms per example = {100 * statistics_cpu / cpu_per_example:.1f} % '
+          f'of the Transform\'s {cpu_per_example * 1e3:.1f} ms (runs '
+          f'{before[0]:.1f} / {many[0]:.1f} / {after[0]:.1f} s wall); '
+          f'derivation alone (mask decoding and segments, one thread) '
+          f'{derive_ms:.2f} ms')
   print('per feature (first example):')
   sizes = _feature_sizes(transformed[0])
   for key, (serialized, gzipped, gzip_ms) in sorted(

@@ -25,7 +25,7 @@ from schemas import load_categories
 FEATURES = ('segment_category', 'segment_isthing', 'segment_area_fraction',
             'num_segments', 'image_height', 'image_width')
 FLOAT_FEATURES = ('segment_area_fraction',)
-CATEGORICAL_FEATURES = ('segment_category', 'segment_isthing')
+CATEGORICAL_FEATURES = ('segment_category', 'segment_isthing', 'num_segments')
 
 _INSTANCE_RADIX = 2**16
 

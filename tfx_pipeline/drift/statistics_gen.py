@@ -8,6 +8,7 @@ that `tfdv.load_stats_binary`, the review report and TFDV's tools read.
 """
 
 import os
+from typing import Optional
 
 import apache_beam as beam
 import tensorflow_data_validation as tfdv
@@ -71,11 +72,12 @@ def derive_statistics(pipeline: beam.Pipeline, examples_pattern: str,
        | f'Write[{label}]' >> tfdv.WriteStatisticsToBinaryFile(output_path))
 
 
-def _span(artifact) -> int:
-  """An artifact's span (IR-based runners record it as a custom property)."""
+def span_of(artifact) -> Optional[int]:
+  """An artifact's span (IR-based runners record it as a custom property);
+  None for a type without one."""
   if artifact.has_custom_property('span'):
     return int(artifact.get_int_custom_property('span'))
-  return int(artifact.span or 0)
+  return int(artifact.span or 0) if artifact.has_property('span') else None
 
 
 @tfx.dsl.components.component(use_beam=True)
@@ -89,7 +91,7 @@ def PanopticStatisticsGen(
   """Statistics of the segments of every split's examples (see module doc)."""
   splits = artifact_utils.decode_split_names(examples.split_names)
   statistics.split_names = artifact_utils.encode_split_names(splits)
-  statistics.span = _span(examples)
+  statistics.span = span_of(examples) or 0
   with beam_pipeline as pipeline:
     for split in splits:
       derive_statistics(

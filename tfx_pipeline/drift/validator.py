@@ -82,12 +82,6 @@ def read_json(drift_uri: str) -> Dict:
     return json.load(f)
 
 
-def _span(artifact) -> Optional[int]:
-  if artifact.has_custom_property('span'):
-    return int(artifact.get_int_custom_property('span'))
-  return artifact.span if artifact.has_property('span') else None
-
-
 @tfx.dsl.components.component
 def DriftValidator(
     statistics: tfx.dsl.components.InputArtifact[
@@ -103,7 +97,7 @@ def DriftValidator(
   write_json(drift.uri, drift_report(
       statistics.uri, os.path.join(schema.uri, 'schema.pbtxt'),
       baseline_model.uri if baseline_model is not None else None,
-      _span(statistics), bool(allow_drift)))
+      statistics_gen.span_of(statistics), bool(allow_drift)))
 
 
 @tfx.dsl.components.component
