@@ -19,7 +19,7 @@ median seconds per call and images/s for each `--batch_sizes` entry.
 
 Example:
   TF_USE_LEGACY_KERAS=1 .venv/bin/python benchmarks/bench_serving.py \\
-      --batch_sizes 1,8 --repeats 3 --threads 2
+      --batch_sizes 1,8 --repeats 3 --threads 2 --inter_op 1
 """
 
 import argparse
@@ -46,6 +46,10 @@ def _parse_args() -> argparse.Namespace:
   parser.add_argument('--repeats', type=int, default=3)
   parser.add_argument('--threads', type=int, default=2,
                       help='intra-op threads (0: TensorFlow chooses)')
+  parser.add_argument('--inter_op', type=int, default=0,
+                      help='inter-op threads (0: TensorFlow chooses, the '
+                      'number of cores); 1 runs one op at a time, as TF '
+                      'Serving with --tensorflow_inter_op_parallelism=1')
   parser.add_argument('--kept_queries', type=int, default=15)
   parser.add_argument('--work_dir', default='/tmp/bench_serving',
                       help='sample, transform graph, checkpoint, SavedModel '
@@ -125,6 +129,8 @@ def main() -> None:
   args = _parse_args()
   if args.threads:
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+  if args.inter_op:
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
   jpeg = _jpeg()
   start = time.perf_counter()
   saved_model = _export(args, jpeg)
@@ -141,7 +147,9 @@ def main() -> None:
                  serve(images=images).items()}
       times.append(time.perf_counter() - begin)
     seconds = float(np.median(times))
-    print(f'serving_default batch {batch}: {seconds:.3f} s per call, '
+    print(f'serving_default batch {batch} (inter-op threads '
+          f'{tf.config.threading.get_inter_op_parallelism_threads() or "default"}'
+          f'): {seconds:.3f} s per call, '
           f'{batch / seconds:.2f} images/s (median of {args.repeats}), '
           f'segments {outputs["num_segments"].tolist()}')
 

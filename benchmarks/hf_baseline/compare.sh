@@ -40,8 +40,13 @@ step hf_before "$HF_PYTHON" benchmarks/hf_baseline/bench_hf_step.py \
   --image_size 640 --batch 1 --repeats 2 --threads 2
 step ours_train .venv/bin/python benchmarks/bench_train_step.py \
   --experiment maskformer_coco_panoptic --batch 1 --repeats 2 --modes function
+# Ops one at a time on the 2 intra-op threads (TF Serving:
+# --tensorflow_inter_op_parallelism=1), as PyTorch runs them; then batch 1
+# with TensorFlow's default inter-op threads for comparison.
 step ours_serving .venv/bin/python benchmarks/bench_serving.py \
-  --batch_sizes 1,8 --repeats 2 --threads 2
+  --batch_sizes 1,8 --repeats 2 --threads 2 --inter_op 1
+step ours_serving_default_threads .venv/bin/python \
+  benchmarks/bench_serving.py --batch_sizes 1 --repeats 2 --threads 2
 step hf_batch8 "$HF_PYTHON" benchmarks/hf_baseline/bench_hf_step.py \
   --image_size 640 --batch 8 --repeats 2 --threads 2 --skip_train
 step hf_after "$HF_PYTHON" benchmarks/hf_baseline/bench_hf_step.py \
@@ -53,8 +58,9 @@ logs = pathlib.Path(sys.argv[1])
 def read(name): return (logs / name).read_text()
 def hf(name, row): return float(re.search(rf'{re.escape(row)}\s+([\d.]+)', read(name)).group(1))
 ours_train = float(re.search(r'^function\s+[\d.]+\s+([\d.]+)', read('ours_train'), re.M).group(1))
-serving = {int(b): (float(s), float(r)) for b, s, r in re.findall(
-    r'batch (\d+): ([\d.]+) s per call, ([\d.]+) images/s', read('ours_serving'))}
+pattern = r'batch (\d+) \(inter-op threads \w+\): ([\d.]+) s per call, ([\d.]+) images/s'
+serving = {int(b): (float(s), float(r)) for b, s, r in re.findall(pattern, read('ours_serving'))}
+default_threads = float(re.findall(pattern, read('ours_serving_default_threads'))[0][1])
 hf_train = [hf(n, 'train step (total)') for n in ('hf_before', 'hf_after')]
 hf_infer = [hf(n, 'inference (total)') for n in ('hf_before', 'hf_after')]
 hf_rate8 = hf('hf_batch8', 'inference throughput:')
@@ -63,7 +69,8 @@ print('== summary (ours / HF; HF measured before and after ours) ==')
 print(f'  train step: ours {ours_train:.2f} s, HF {hf_train[0]:.2f} s and {hf_train[1]:.2f} s: '
       f'ratio {ratios(ours_train, hf_train)} (goal <= 0.85)')
 print(f'  inference, batch 1: ours {serving[1][0]:.2f} s, HF {hf_infer[0]:.2f} s and {hf_infer[1]:.2f} s: '
-      f'ratio {ratios(serving[1][0], hf_infer)} (goal <= 0.8)')
+      f'ratio {ratios(serving[1][0], hf_infer)} (goal <= 0.8); ours with default inter-op threads '
+      f'{default_threads:.2f} s: ratio {ratios(default_threads, hf_infer)}')
 print(f'  inference, batch 8: ours {serving[8][1]:.2f} images/s, HF {hf_rate8:.2f} images/s')
 EOF
 load end
