@@ -58,3 +58,22 @@ def test_record_batch_holds_every_feature():
       testing.rows_of_categories([[PERSON, SKY]]))
   assert batch.schema.names == list(panoptic_features.FEATURES)
   assert batch.column(0).to_pylist() == [[PERSON, SKY]]
+
+
+def test_masks_of_different_sizes_are_named_with_the_source_id(derive):
+  serialized = testing.raw_example(np.ones((4, 4)), np.zeros((4, 5)),
+                                   source_id=b'img-78')
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r'(?s)instance_mask size differs.*img-78'):
+    derive(serialized)
+
+
+def test_a_16_bit_instance_mask_keeps_its_ids(derive):
+  example = tf.train.Example.FromString(
+      testing.raw_example(np.full((2, 2), PERSON), np.zeros((2, 2))))
+  instance = np.array([[300, 300], [301, 300]], np.uint16)
+  example.features.feature['image/panoptic/instance_mask'].bytes_list.value[
+      0] = tf.io.encode_png(tf.constant(instance[..., None])).numpy()
+  features = derive(example.SerializeToString())
+  assert features['segment_category'] == [PERSON, PERSON]
+  assert features['segment_area_fraction'] == pytest.approx([0.75, 0.25])
