@@ -303,8 +303,9 @@ def _examples_span(job_root: pathlib.Path) -> int:
   """The span on ImportExampleGen's Examples, as the job recorded it."""
   output = json.loads((_task_dir(job_root, 'ImportExampleGen') /
                        'executor_output.json').read_text())
-  return int(output['artifacts']['examples']['artifacts'][0]['metadata'][
-      'span'])
+  metadata = output['artifacts']['examples']['artifacts'][0]['metadata']
+  # TFX's Vertex entrypoint writes custom properties as `custom:<name>`.
+  return int(metadata['custom:span'])
 
 
 def test_each_run_reads_the_latest_span(rehearsal, second_rehearsal):
@@ -315,6 +316,37 @@ def test_each_run_reads_the_latest_span(rehearsal, second_rehearsal):
   for run, span in ((rehearsal, 1), (second_rehearsal, 2)):
     assert re.search(rf'driver: parameter input_config -> .*span-{span}/'
                      r'train-\*', run['stdout']), run['stdout'][-3000:]
+
+
+def _drift(job_root: pathlib.Path) -> Dict[str, Any]:
+  return json.loads((_task_dir(job_root, 'DriftValidator') / 'drift' /
+                     'drift.json').read_text())
+
+
+def test_the_second_span_is_compared_with_the_first_runs_blessed_model(
+    rehearsal, second_rehearsal):
+  """The resolver tasks return nothing to the first run (no baseline) and
+  the first run's blessed model to the second, whose DriftValidator reads
+  the statistics stored in that model: span 2 did not drift from span 1."""
+  first = _drift(rehearsal['job_root'])
+  assert first['baseline_model'] is None and first['drifted'] is False
+  assert first['span'] == 1 and first['features'] == []
+  second = _drift(second_rehearsal['job_root'])
+  first_model = _task_dir(rehearsal['job_root'], 'Trainer') / 'model'
+  assert second['baseline_model'] == str(first_model)
+  assert second['baseline_statistics'].startswith(str(first_model))
+  assert pathlib.Path(second['baseline_statistics']).is_file()
+  assert second['span'] == 2
+  assert second['drifted'] is False, second['features']
+  assert {entry['feature'] for entry in second['features']} >= {
+      'segment_category', 'num_segments'}
+  assert '  DriftGate: succeeded' in second_rehearsal['stdout']
+  (page,) = second_rehearsal['job_root'].glob('ReviewReport_*/report/'
+                                              'report.html')
+  text = page.read_text(encoding='utf-8')
+  assert ('id="drift-verdict">NO DRIFT</b> against the data of blessed model '
+          f'<code>{first_model}</code>') in text
+  assert '<svg class="drift-bars"' in text
 
 
 def test_data_with_an_anomaly_stops_at_the_gate(rehearsals):
