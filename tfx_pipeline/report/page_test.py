@@ -111,7 +111,8 @@ def test_provenance_lists_every_artifact_uri_of_the_run(gate_stopped_root,
                                                        page):
   with sqlite3.connect(gate_stopped_root / 'metadata.sqlite') as connection:
     uris = [row[0] for row in connection.execute('SELECT uri FROM Artifact')]
-  assert len(uris) == 4  # examples, schema, statistics, anomalies.
+  # Examples, schema, drift schema, statistics, anomalies.
+  assert len(uris) == 5
   provenance = _text(page, 'provenance')
   for uri in uris:
     assert uri in provenance
