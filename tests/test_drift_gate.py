@@ -8,7 +8,8 @@ its 32 training images). Then, with span patterns:
    drift, trains;
 2. span 2, whose masks label every person a dog: stops before the Trainer,
    naming segment_category, its distance and the blessed model;
-3. span 2 with --allow-drift: trains, the summary flags the drift.
+3. span 2 again with --allow-drift (and the cache): trains, the summary
+   flags the drift.
 """
 
 import json
@@ -66,7 +67,10 @@ def runs(trained_run, tmp_path_factory):
   results = {}
   for step, extra in (('same distribution', ['--span', '1']),
                       ('swapped', ['--span', '2']),
-                      ('allowed', ['--span', '2', '--allow-drift'])):
+                      # As a user would rerun the stopped run: what ran
+                      # before the gate is reused from the cache.
+                      ('allowed', ['--span', '2', '--allow-drift',
+                                   '--enable-cache'])):
     result = run_cli(['run', '--data', str(data), '--pipeline-root',
                       str(root), *SPAN_FLAGS, *TINY_FLAGS, *extra],
                      timeout=1800)
