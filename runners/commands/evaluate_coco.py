@@ -37,13 +37,7 @@ def add_parser(subparsers: Any) -> None:
   parser.add_argument('--panoptic-dir', required=True,
                       help='Directory of its panoptic PNGs (e.g. '
                       'annotations/panoptic_val2017/).')
-  parser.add_argument('--output', required=True, type=pathlib.Path,
-                      help='Output directory (created).')
-  parser.add_argument('--batch-size', type=arg_types.positive_int, default=8,
-                      help='Images per model call (default 8).')
-  parser.add_argument('--overwrite', action='store_true',
-                      help="Clear an earlier call's results in OUTPUT first "
-                      '(without it, such an OUTPUT is refused).')
+  arg_types.add_model_output_arguments(parser)
   parser.set_defaults(handler=handle)
 
 

@@ -2,7 +2,6 @@
 (`trainer_module.inference.predict`)."""
 
 import argparse
-import pathlib
 from typing import Any
 
 from runners.commands import arg_types
@@ -30,21 +29,16 @@ def add_parser(subparsers: Any) -> None:
   parser.add_argument('--input', required=True,
                       help='A directory of JPEG/PNG images, or TFRecord '
                       'file(s) / glob (.gz = GZIP).')
-  parser.add_argument('--output', required=True, type=pathlib.Path,
-                      help='Output directory (created).')
-  parser.add_argument('--batch-size', type=arg_types.positive_int, default=8,
-                      help='Images per model call (default 8).')
-  parser.add_argument('--overwrite', action='store_true',
-                      help="Clear an earlier call's results in OUTPUT first "
-                      '(without it, such an OUTPUT is refused).')
+  arg_types.add_model_output_arguments(parser)
   parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
   """Handler of `predict`; returns the process exit code."""
-  summary = predict.predict(args.model, args.input, args.output, args.batch_size,
-                    progress=lambda line: print(line, flush=True),
-                    overwrite=args.overwrite)
+  summary = predict.predict(args.model, args.input, args.output,
+                            args.batch_size,
+                            progress=lambda line: print(line, flush=True),
+                            overwrite=args.overwrite)
   print(f'{summary.num_images} images, {summary.num_segments} segments.')
   print(f'COCO panoptic predictions: {summary.predictions_json}')
   print(f'Segment PNGs:              {summary.predictions_dir}')
